@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian bookworm machine lacks to run dq-whisper: Mesa's lavapipe
+# (software Vulkan) from bookworm-backports, since Dawn rejects bookworm's own Mesa 22, and the
+# npm dependencies. Idempotent: does nothing that is already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+mesa_version=$(dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null || true)
+if [[ -z "$mesa_version" ]] || dpkg --compare-versions "$mesa_version" lt 24; then
+  need_apt+=(mesa-vulkan-drivers)
+fi
+if ((${#need_apt[@]})); then
+  sudo=""; [[ $(id -u) -ne 0 ]] && sudo=sudo
+  if ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    echo "setup: adding bookworm-backports to apt sources (for Mesa >= 24)"
+    printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' |
+      $sudo tee /etc/apt/sources.list.d/bookworm-backports.sources >/dev/null
+  fi
+  echo "setup: installing ${need_apt[*]} from bookworm-backports"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q -t bookworm-backports "${need_apt[@]}"
+fi
+
+if [[ ! -d node_modules ]] || [[ package-lock.json -nt node_modules/.package-lock.json ]]; then
+  echo "setup: npm ci"
+  npm ci --no-audit --no-fund
+fi

@@ -1,0 +1,46 @@
+/** Base class of every error dq-whisper throws on purpose. */
+export class DqwError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** No WebGPU adapter could be obtained. The message says how to get one. */
+export class NoAdapterError extends DqwError {}
+
+/** The GPU device was lost (driver reset, destroy(), or out of resources). */
+export class DeviceLostError extends DqwError {
+  constructor(
+    message: string,
+    readonly reason: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A WebGPU validation error, attributed to the kernel or operation that caused it. */
+export class GpuValidationError extends DqwError {
+  constructor(
+    message: string,
+    readonly context: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The GPU ran out of memory while allocating the named tensor or buffer. */
+export class GpuOutOfMemoryError extends DqwError {
+  constructor(
+    message: string,
+    readonly context: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A kernel was dispatched with a binding that does not match its WGSL declaration. */
+export class KernelBindingError extends DqwError {}
+
+/** Tensor shapes or arguments that an operation cannot accept. */
+export class ShapeError extends DqwError {}

@@ -1,0 +1,377 @@
+import { GpuOutOfMemoryError, ShapeError } from '../errors.js';
+import { GpuDevice, type GpuOptions } from './device.js';
+import { KernelCache, checkBindings, writeUniforms, type DispatchArgs, type Kernel, type KernelSpec } from './kernel.js';
+import { Profiler } from './profiler.js';
+import { byteSize, numel, type DType, type Tensor } from './tensor.js';
+
+type HostArray = Float32Array | Int32Array | Uint32Array | Uint16Array;
+
+/** Reuses GPU buffers by size class so repeated ad-hoc tensors do not allocate each time. */
+export class BufferPool {
+  private readonly free = new Map<number, GPUBuffer[]>();
+  /** Bytes currently allocated from the device by this pool (free or in use). */
+  allocatedBytes = 0;
+
+  constructor(private readonly device: GPUDevice) {}
+
+  /** Size classes: powers of two up to 1 MiB, then whole MiB, so reuse is likely and waste bounded. */
+  static sizeClass(bytes: number): number {
+    const b = Math.max(256, bytes);
+    if (b <= 1 << 20) return 2 ** Math.ceil(Math.log2(b));
+    return Math.ceil(b / (1 << 20)) * (1 << 20);
+  }
+
+  acquire(bytes: number, label: string): GPUBuffer {
+    const size = BufferPool.sizeClass(bytes);
+    const reused = this.free.get(size)?.pop();
+    if (reused) return reused;
+    const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+    this.allocatedBytes += size;
+    return this.device.createBuffer({ label, size, usage });
+  }
+
+  release(buffer: GPUBuffer): void {
+    const list = this.free.get(buffer.size) ?? [];
+    list.push(buffer);
+    this.free.set(buffer.size, list);
+  }
+
+  /** Destroy every buffer not in use. */
+  trim(): void {
+    for (const list of this.free.values()) for (const b of list) {
+      this.allocatedBytes -= b.size;
+      b.destroy();
+    }
+    this.free.clear();
+  }
+}
+
+/**
+ * Records many dispatches into one command encoder and submits them together. Uniform values of
+ * all dispatches share one buffer, written once at submit.
+ */
+export class Recorder {
+  private encoder: GPUCommandEncoder;
+  private pass: GPUComputePassEncoder | null = null;
+  private readonly uniformBytes: Uint8Array<ArrayBuffer>;
+  private uniformUsed = 0;
+  private readonly uniformBuffer: GPUBuffer;
+  private readonly timed: { kernel: string; label: string; flops: number; bytes: number }[] = [];
+  private querySet: GPUQuerySet | null = null;
+  private readonly kernelsUsed = new Set<string>();
+  private submitted = false;
+
+  constructor(
+    private readonly gpu: Gpu,
+    private readonly profiler: Profiler | null,
+    uniformCapacity = 1 << 16,
+  ) {
+    this.encoder = gpu.device.createCommandEncoder();
+    this.uniformBytes = new Uint8Array(uniformCapacity);
+    this.uniformBuffer = gpu.device.createBuffer({ label: 'uniforms', size: uniformCapacity, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    if (profiler && gpu.features.timestampQuery) {
+      this.querySet = gpu.device.createQuerySet({ type: 'timestamp', count: 2 * Recorder.maxTimedDispatches });
+    }
+  }
+
+  /** Dispatches one submit can time with timestamp queries; more are split into further submits. */
+  static readonly maxTimedDispatches = 2048;
+
+  /** Record one dispatch of `spec` (compiled on first use). Bindings are checked against the WGSL. */
+  dispatch(spec: KernelSpec | Kernel, args: DispatchArgs, label?: string): void {
+    if (this.submitted) throw new Error('Recorder already submitted; create a new one');
+    const kernel = 'pipeline' in spec ? spec : this.gpu.kernels.get(spec);
+    checkBindings(kernel, args);
+    const [x, y = 1, z = 1] = args.workgroups;
+    const maxWg = this.gpu.limits.maxComputeWorkgroupsPerDimension;
+    if (x > maxWg || y > maxWg || z > maxWg || x < 0 || y < 0 || z < 0) {
+      throw new ShapeError(`${kernel.name}: dispatch of ${x}x${y}x${z} workgroups exceeds the limit of ${maxWg} per dimension`);
+    }
+    if (x === 0 || y === 0 || z === 0) return;
+    const entries: GPUBindGroupEntry[] = [];
+    for (const b of kernel.bindings) {
+      if (b.kind === 'uniform') {
+        const offset = this.allocUniform(kernel.uniform!.size);
+        writeUniforms(kernel, args.uniforms ?? {}, new DataView(this.uniformBytes.buffer), offset);
+        entries.push({ binding: b.binding, resource: { buffer: this.uniformBuffer, offset, size: kernel.uniform!.size } });
+      } else {
+        const t = args.tensors[b.name]!;
+        entries.push({ binding: b.binding, resource: { buffer: t.buffer, offset: t.offset, size: byteSize(t) } });
+      }
+    }
+    const bindGroup = this.gpu.device.createBindGroup({ label: `${kernel.name}${label ? ` (${label})` : ''}`, layout: kernel.layout, entries });
+    this.kernelsUsed.add(kernel.name);
+    const timing = this.profiler !== null;
+    if (timing && this.querySet && this.timed.length >= Recorder.maxTimedDispatches) {
+      throw new Error(`a profiled recorder holds at most ${Recorder.maxTimedDispatches} dispatches; submit more often`);
+    }
+    let pass = this.pass;
+    if (timing) {
+      const i = this.timed.length;
+      this.timed.push({ kernel: kernel.name, label: label ?? kernel.name, flops: args.flops ?? 0, bytes: args.bytes ?? 0 });
+      pass = this.encoder.beginComputePass(
+        this.querySet ? { timestampWrites: { querySet: this.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } } : {},
+      );
+    } else if (!pass) {
+      pass = this.pass = this.encoder.beginComputePass();
+    }
+    pass!.setPipeline(kernel.pipeline);
+    pass!.setBindGroup(0, bindGroup);
+    pass!.dispatchWorkgroups(x, y, z);
+    if (timing) pass!.end();
+  }
+
+  /** Copy `src` into `dst` (same byte size) inside this submit. */
+  copy(src: Tensor, dst: Tensor): void {
+    if (byteSize(src) !== byteSize(dst)) throw new ShapeError(`copy: "${src.label}" has ${byteSize(src)} bytes, "${dst.label}" ${byteSize(dst)}`);
+    this.endPass();
+    this.encoder.copyBufferToBuffer(src.buffer, src.offset, dst.buffer, dst.offset, byteSize(src));
+  }
+
+  private endPass(): void {
+    this.pass?.end();
+    this.pass = null;
+  }
+
+  private allocUniform(size: number): number {
+    const align = Math.max(16, this.gpu.limits.minUniformBufferOffsetAlignment);
+    const offset = Math.ceil(this.uniformUsed / align) * align;
+    if (offset + size > this.uniformBytes.byteLength) {
+      throw new Error(`uniform arena full (${this.uniformBytes.byteLength} bytes); submit more often or raise uniformCapacity`);
+    }
+    this.uniformUsed = offset + size;
+    return offset;
+  }
+
+  /** Submit everything recorded; resolves once the GPU finished (and timings are collected). */
+  async submit(): Promise<void> {
+    if (this.submitted) throw new Error('Recorder already submitted');
+    this.submitted = true;
+    this.endPass();
+    const device = this.gpu.device;
+    const context = `submit of ${[...this.kernelsUsed].join(', ') || 'no kernels'}`;
+    let resolveBuf: GPUBuffer | null = null;
+    let readBuf: GPUBuffer | null = null;
+    const t0 = performance.now();
+    await this.gpu.gpuDevice.scoped(context, () => {
+      if (this.uniformUsed > 0) device.queue.writeBuffer(this.uniformBuffer, 0, this.uniformBytes, 0, Math.ceil(this.uniformUsed / 4) * 4);
+      if (this.querySet && this.timed.length) {
+        const n = 2 * this.timed.length;
+        resolveBuf = device.createBuffer({ size: n * 8, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+        readBuf = device.createBuffer({ size: n * 8, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+        this.encoder.resolveQuerySet(this.querySet, 0, n, resolveBuf, 0);
+        this.encoder.copyBufferToBuffer(resolveBuf, 0, readBuf, 0, n * 8);
+      }
+      device.queue.submit([this.encoder.finish()]);
+    });
+    await device.queue.onSubmittedWorkDone();
+    const wallNs = (performance.now() - t0) * 1e6;
+    this.gpu.gpuDevice.throwIfFailed();
+    if (this.profiler && this.timed.length) {
+      if (readBuf) {
+        const rb = readBuf as GPUBuffer;
+        await rb.mapAsync(GPUMapMode.READ);
+        const ts = new BigUint64Array(rb.getMappedRange().slice(0));
+        rb.unmap();
+        rb.destroy();
+        (resolveBuf as GPUBuffer | null)?.destroy();
+        this.timed.forEach((d, i) => {
+          const start = Number(ts[2 * i]!);
+          const end = Number(ts[2 * i + 1]!);
+          this.profiler!.add({ kernel: d.kernel, label: d.label, startNs: start, durationNs: Math.max(0, end - start), flops: d.flops, bytes: d.bytes, clock: 'gpu' });
+        });
+      } else {
+        // No GPU clock: the whole submit's wall time is shared out by the dispatches' work.
+        const weight = this.timed.map((d) => d.flops + d.bytes || 1);
+        const sum = weight.reduce((a, b) => a + b, 0);
+        this.timed.forEach((d, i) => this.profiler!.addCpu(d.kernel, d.label, (wallNs * weight[i]!) / sum, d.flops, d.bytes));
+      }
+    }
+    this.querySet?.destroy();
+    this.uniformBuffer.destroy();
+  }
+}
+
+/**
+ * The engine's handle on a GPU: device and negotiated capabilities, kernel cache, buffer pool,
+ * tensor upload/readback and command recording. One per device.
+ */
+export class Gpu {
+  readonly kernels: KernelCache;
+  readonly pool: BufferPool;
+  /** When set, every Recorder created by `record()` times its dispatches into it. */
+  profiler: Profiler | null = null;
+
+  private constructor(readonly gpuDevice: GpuDevice) {
+    this.kernels = new KernelCache(gpuDevice);
+    this.pool = new BufferPool(gpuDevice.device);
+  }
+
+  static async create(options?: GpuOptions): Promise<Gpu> {
+    return new Gpu(await GpuDevice.create(options));
+  }
+
+  /** Use a device the application already owns (embedding); see GpuDevice.fromDevice. */
+  static fromDevice(device: GPUDevice, options?: Parameters<typeof GpuDevice.fromDevice>[1]): Gpu {
+    return new Gpu(GpuDevice.fromDevice(device, options));
+  }
+
+  get device(): GPUDevice {
+    return this.gpuDevice.device;
+  }
+  get features() {
+    return this.gpuDevice.features;
+  }
+  get limits() {
+    return this.gpuDevice.limits;
+  }
+  get adapter() {
+    return this.gpuDevice.adapter;
+  }
+
+  /** A new uninitialised tensor from the pool. Call `free` when done. */
+  empty(shape: readonly number[], dtype: DType = 'f32', label = 'tensor'): Tensor {
+    const bytes = byteSize({ dtype, shape });
+    if (bytes > this.limits.maxStorageBufferBindingSize) {
+      throw new GpuOutOfMemoryError(
+        `tensor "${label}" [${shape.join(', ')}] ${dtype} needs ${bytes} bytes, more than one storage binding may hold on this device (${this.limits.maxStorageBufferBindingSize})`,
+        label,
+      );
+    }
+    return { buffer: this.pool.acquire(bytes, label), offset: 0, dtype, shape: [...shape], label };
+  }
+
+  /** Upload host data as a new tensor. f16 data is given as raw Uint16Array bits. */
+  upload(data: HostArray | readonly number[], shape: readonly number[], dtype: DType = 'f32', label = 'tensor'): Tensor {
+    const n = numel(shape);
+    if (data.length !== n) throw new ShapeError(`upload of "${label}": ${data.length} values for shape [${shape.join(', ')}] (${n} elements)`);
+    const t = this.empty(shape, dtype, label);
+    const host = toHost(data, dtype);
+    const bytes = new Uint8Array(host.buffer as ArrayBuffer, host.byteOffset, host.byteLength);
+    const padded = bytes.byteLength % 4 === 0 ? bytes : concatPad(bytes);
+    this.device.queue.writeBuffer(t.buffer, t.offset, padded);
+    return t;
+  }
+
+  /** Overwrite a tensor's contents from host data. */
+  write(t: Tensor, data: HostArray | readonly number[]): void {
+    if (data.length !== numel(t.shape)) throw new ShapeError(`write to "${t.label}": ${data.length} values for ${numel(t.shape)} elements`);
+    const host = toHost(data, t.dtype);
+    const bytes = new Uint8Array(host.buffer as ArrayBuffer, host.byteOffset, host.byteLength);
+    this.device.queue.writeBuffer(t.buffer, t.offset, bytes.byteLength % 4 === 0 ? bytes : concatPad(bytes));
+  }
+
+  /** Read a tensor back: Float32Array for f32, Int32Array, Uint32Array, or Uint16Array (f16 bits). */
+  async read(t: Tensor): Promise<HostArray> {
+    const size = byteSize(t);
+    const staging = this.device.createBuffer({ label: `readback ${t.label}`, size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const enc = this.device.createCommandEncoder();
+    enc.copyBufferToBuffer(t.buffer, t.offset, staging, 0, size);
+    this.device.queue.submit([enc.finish()]);
+    await staging.mapAsync(GPUMapMode.READ);
+    const copy = staging.getMappedRange().slice(0);
+    staging.unmap();
+    staging.destroy();
+    this.gpuDevice.throwIfFailed();
+    const n = numel(t.shape);
+    switch (t.dtype) {
+      case 'f32':
+        return new Float32Array(copy, 0, n);
+      case 'i32':
+        return new Int32Array(copy, 0, n);
+      case 'u32':
+        return new Uint32Array(copy, 0, n);
+      case 'f16':
+        return new Uint16Array(copy, 0, n);
+    }
+  }
+
+  /** Read an f32 tensor (or f16, widened) as Float32Array. */
+  async readF32(t: Tensor): Promise<Float32Array> {
+    const raw = await this.read(t);
+    if (raw instanceof Float32Array) return raw;
+    if (raw instanceof Uint16Array) return Float32Array.from(raw, f16BitsToNumber);
+    return Float32Array.from(raw);
+  }
+
+  /** Return a tensor's buffer to the pool. */
+  free(...tensors: Tensor[]): void {
+    for (const t of tensors) this.pool.release(t.buffer);
+  }
+
+  /** A recorder that batches dispatches into one submit. */
+  record(): Recorder {
+    return new Recorder(this, this.profiler);
+  }
+
+  /** Record with `fn` and submit; resolves when the GPU is done. */
+  async run(fn: (rec: Recorder) => void): Promise<void> {
+    const rec = this.record();
+    fn(rec);
+    await rec.submit();
+  }
+
+  /** Destroy buffers and the device (under Node, required for the process to exit). */
+  destroy(): void {
+    this.pool.trim();
+    this.gpuDevice.destroy();
+  }
+}
+
+function toHost(data: HostArray | readonly number[], dtype: DType): HostArray {
+  switch (dtype) {
+    case 'f32':
+      return data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>);
+    case 'i32':
+      return data instanceof Int32Array ? data : Int32Array.from(data as ArrayLike<number>);
+    case 'u32':
+      return data instanceof Uint32Array ? data : Uint32Array.from(data as ArrayLike<number>);
+    case 'f16':
+      return data instanceof Uint16Array ? data : Uint16Array.from(data as ArrayLike<number>, numberToF16Bits);
+  }
+}
+
+function concatPad(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(Math.ceil(bytes.byteLength / 4) * 4);
+  out.set(bytes);
+  return out;
+}
+
+const f32Scratch = new Float32Array(1);
+const u32Scratch = new Uint32Array(f32Scratch.buffer);
+
+/** IEEE binary16 bits of `x`, rounded to nearest even. */
+export function numberToF16Bits(x: number): number {
+  f32Scratch[0] = x;
+  const f = u32Scratch[0]!;
+  const sign = (f >>> 16) & 0x8000;
+  const exp = (f >>> 23) & 0xff;
+  let mant = f & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    let half = mant >>> shift;
+    const rem = mant & ((1 << shift) - 1);
+    const mid = 1 << (shift - 1);
+    if (rem > mid || (rem === mid && half & 1)) half++;
+    return sign | half;
+  }
+  let half = (e << 10) | (mant >>> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++;
+  return sign | half;
+}
+
+/** The number an IEEE binary16 bit pattern encodes. */
+export function f16BitsToNumber(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >>> 10) & 0x1f;
+  const mant = h & 0x3ff;
+  if (exp === 0) return sign * mant * 2 ** -24;
+  if (exp === 0x1f) return mant ? NaN : sign * Infinity;
+  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
+}
