@@ -128,6 +128,12 @@ export class Recorder {
     this.encoder.copyBufferToBuffer(src.buffer, src.offset, dst.buffer, dst.offset, byteSize(src));
   }
 
+  /** Set a tensor's bytes to zero inside this submit (e.g. before accumulating into it). */
+  zero(t: Tensor): void {
+    this.endPass();
+    this.encoder.clearBuffer(t.buffer, t.offset, byteSize(t));
+  }
+
   private endPass(): void {
     this.pass?.end();
     this.pass = null;

@@ -1,0 +1,24 @@
+import type { Gpu, Recorder } from '../src/gpu/gpu.js';
+
+/**
+ * One benchmark problem: a kernel (or short kernel sequence) on a Whisper-shaped input.
+ * The runner calls setup once, then records `run` repeatedly and times it.
+ */
+export interface BenchCase {
+  /** Kernel family, e.g. 'matmul', 'attention'. */
+  family: string;
+  /** Problem, e.g. 'enc fc1 1500x384 @ 384x1536'. */
+  name: string;
+  /** Floating-point (or integer) operations per run, for GFLOP/s; 0 for memory-bound ops. */
+  flops: number;
+  /** Bytes read plus written per run, for GB/s. */
+  bytes: number;
+  setup(gpu: Gpu): BenchInstance;
+}
+
+export interface BenchInstance {
+  /** Record one run's dispatches. */
+  run(rec: Recorder): void;
+  /** Free the tensors setup made. */
+  dispose(): void;
+}
