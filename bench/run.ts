@@ -1,0 +1,146 @@
+// `npm run bench [-- --filter RE] [--repeat N] [--json FILE] [--trace FILE] [--no-tfjs]`
+// Times every case in bench/cases/*.ts with GPU timestamp queries (wall time without them),
+// runs the TF.js WebGPU comparisons of bench/compare.ts on the same adapter, prints a table and
+// optionally writes JSON and a Chrome trace (open in https://ui.perfetto.dev).
+import { readdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Gpu } from '../src/gpu/gpu.js';
+import { Profiler, type ProfileEvent } from '../src/gpu/profiler.js';
+import type { BenchCase } from './types.js';
+import { comparisons, startTfjs } from './compare.js';
+
+const { values: args } = parseArgs({
+  options: {
+    filter: { type: 'string' },
+    repeat: { type: 'string', default: '5' },
+    json: { type: 'string' },
+    trace: { type: 'string' },
+    'no-tfjs': { type: 'boolean', default: false },
+  },
+});
+const repeat = Math.max(1, Number(args.repeat));
+const filter = args.filter ? new RegExp(args.filter, 'i') : null;
+
+export interface CaseResult {
+  family: string;
+  name: string;
+  /** Fastest of the repeats, milliseconds of GPU time. */
+  ms: number;
+  medianMs: number;
+  gflops: number;
+  gbps: number;
+  clock: 'gpu' | 'cpu';
+}
+
+/** Time `runOnce` `repeat` times after one warm-up; each run's time is the sum of its dispatches. */
+async function timeRuns(gpu: Gpu, record: (rec: ReturnType<Gpu['record']>) => void, trace: ProfileEvent[][]): Promise<{ min: number; median: number; clock: 'gpu' | 'cpu' }> {
+  await gpu.run(record); // warm-up: pipeline compiles, first-touch allocations
+  const times: number[] = [];
+  let clock: 'gpu' | 'cpu' = 'cpu';
+  let last: ProfileEvent[] = [];
+  for (let i = 0; i < repeat; i++) {
+    const profiler = new Profiler();
+    gpu.profiler = profiler;
+    try {
+      await gpu.run(record);
+    } finally {
+      gpu.profiler = null;
+    }
+    times.push(profiler.events.reduce((s, e) => s + e.durationNs, 0) / 1e6);
+    clock = profiler.events[0]?.clock ?? 'cpu';
+    last = profiler.events;
+  }
+  trace.push(last);
+  times.sort((a, b) => a - b);
+  return { min: times[0]!, median: times[Math.floor(times.length / 2)]!, clock };
+}
+
+async function loadCases(): Promise<BenchCase[]> {
+  const dir = join(dirname(fileURLToPath(import.meta.url)), 'cases');
+  const files = readdirSync(dir).filter((f) => f.endsWith('.ts')).sort();
+  const all: BenchCase[] = [];
+  for (const f of files) {
+    const mod = (await import(pathToFileURL(join(dir, f)).href)) as { cases?: BenchCase[] };
+    all.push(...(mod.cases ?? []));
+  }
+  return all;
+}
+
+function table(head: string[], rows: string[][]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const fmt = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  return [fmt(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(fmt)].join('\n');
+}
+
+const gpu = await Gpu.create();
+const trace: ProfileEvent[][] = [];
+try {
+  const a = gpu.adapter;
+  console.log(`adapter: ${a.description || a.device || 'unknown'} (${a.vendor}, ${a.architecture}) via ${a.runtime}`);
+  console.log(`features: ${Object.entries(gpu.features).filter(([, v]) => v).map(([k]) => k).join(', ') || 'none'}`);
+  console.log(`repeats: ${repeat} (min and median of GPU time per run)\n`);
+
+  const results: CaseResult[] = [];
+  for (const c of (await loadCases()).filter((c) => !filter || filter.test(`${c.family} ${c.name}`))) {
+    const inst = c.setup(gpu);
+    try {
+      const t = await timeRuns(gpu, (rec) => inst.run(rec), trace);
+      results.push({ family: c.family, name: c.name, ms: t.min, medianMs: t.median, gflops: c.flops / t.min / 1e6, gbps: c.bytes / t.min / 1e6, clock: t.clock });
+      process.stderr.write(`  ${c.family} ${c.name}: ${t.min.toFixed(2)} ms\n`);
+    } finally {
+      inst.dispose();
+    }
+  }
+  console.log(
+    table(
+      ['family', 'case', 'ms', 'median', 'GFLOP/s', 'GB/s'],
+      results.map((r) => [r.family, r.name, r.ms.toFixed(3), r.medianMs.toFixed(3), r.gflops.toFixed(2), r.gbps.toFixed(2)]),
+    ),
+  );
+
+  const compared: { name: string; oursMs: number; tfjsMs: number; ratio: number }[] = [];
+  if (!args['no-tfjs']) {
+    const tfjs = await startTfjs(gpu);
+    try {
+      for (const cmp of comparisons.filter((c) => !filter || filter.test(c.name))) {
+        const ours = cmp.ours(gpu);
+        try {
+          const t = await timeRuns(gpu, (rec) => ours.run(rec), trace);
+          const tfMs = await tfjs.time(cmp.tfjs, repeat);
+          compared.push({ name: cmp.name, oursMs: t.min, tfjsMs: tfMs, ratio: tfMs / t.min });
+          process.stderr.write(`  vs TF.js ${cmp.name}: ${t.min.toFixed(2)} ms vs ${tfMs.toFixed(2)} ms\n`);
+        } finally {
+          ours.dispose();
+        }
+      }
+    } finally {
+      tfjs.dispose();
+    }
+    console.log('\nTF.js WebGPU backend on the same adapter (kernel time, min of repeats):');
+    console.log(table(['comparison', '', 'ours ms', 'TF.js ms', 'speed-up'], compared.map((c) => [c.name, '', c.oursMs.toFixed(3), c.tfjsMs.toFixed(3), `${c.ratio.toFixed(2)}x`])));
+  }
+
+  if (args.json) {
+    const out = { date: new Date().toISOString(), adapter: gpu.adapter, features: gpu.features, limits: gpu.limits, repeat, results, tfjs: compared };
+    writeFileSync(args.json, JSON.stringify(out, null, 2));
+    console.log(`\nwrote ${args.json}`);
+  }
+  if (args.trace) {
+    const profiler = new Profiler();
+    // Each case's last run keeps its own GPU-clock offsets; runs are laid end to end, 1 µs apart.
+    let cursor = 0;
+    for (const run of trace) {
+      const t0 = Math.min(...run.map((e) => e.startNs));
+      for (const e of run) profiler.add({ ...e, startNs: cursor + e.startNs - t0 });
+      cursor = Math.max(cursor, ...run.map((e) => cursor + e.startNs - t0 + e.durationNs)) + 1000;
+    }
+    writeFileSync(args.trace, JSON.stringify(profiler.toChromeTrace()));
+    console.log(`wrote ${args.trace} (Chrome trace events; open in Perfetto)`);
+  }
+} finally {
+  gpu.destroy();
+}
+// Dawn's bindings can keep the event loop alive after the device is gone.
+process.exit(0);

@@ -1,0 +1,60 @@
+// The `dqw` command line. Subcommands are added by later issues (transcribe, distill, ...).
+import { parseArgs } from 'node:util';
+import { Gpu } from '../gpu/gpu.js';
+import { DqwError } from '../errors.js';
+
+const usage = `usage: dqw <command> [options]
+
+commands:
+  info [--json]     the WebGPU adapter, the optional features obtained and the negotiated limits
+`;
+
+/** `dqw info`: what the engine obtained from the adapter. */
+async function info(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { json: { type: 'boolean', default: false } } });
+  const gpu = await Gpu.create();
+  try {
+    const report = { adapter: gpu.adapter, features: gpu.features, limits: gpu.limits };
+    if (values.json) {
+      console.log(JSON.stringify(report, null, 2));
+      return;
+    }
+    const a = gpu.adapter;
+    console.log(`adapter   ${a.description || a.device || '(no description)'}`);
+    console.log(`vendor    ${a.vendor || '?'}  architecture ${a.architecture || '?'}  runtime ${a.runtime}`);
+    console.log('features');
+    for (const [k, v] of Object.entries(gpu.features)) console.log(`  ${v ? 'yes' : 'no '}  ${k}`);
+    console.log('limits');
+    for (const [k, v] of Object.entries(gpu.limits)) console.log(`  ${k.padEnd(36)} ${v}`);
+  } finally {
+    gpu.destroy();
+  }
+}
+
+const commands: Record<string, (argv: string[]) => Promise<void>> = { info };
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h') {
+    process.stdout.write(usage);
+    return name ? 0 : 1;
+  }
+  const command = commands[name];
+  if (!command) {
+    process.stderr.write(`dqw: unknown command "${name}"\n${usage}`);
+    return 2;
+  }
+  try {
+    await command(rest);
+    return 0;
+  } catch (err) {
+    if (err instanceof DqwError || (err instanceof Error && err.name === 'TypeError' && 'code' in err)) {
+      process.stderr.write(`dqw ${name}: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+}
+
+// Dawn's bindings can keep the event loop alive after the device is gone: exit explicitly.
+main(process.argv.slice(2)).then((code) => process.exit(code));
