@@ -78,6 +78,7 @@ async function getGpu(): Promise<{ gpu: GPU; runtime: 'node' | 'browser' }> {
  */
 export class GpuDevice {
   private lost: DeviceLostError | null = null;
+  private destroyedHere = false;
   private pendingError: Error | null = null;
 
   private constructor(
@@ -93,8 +94,8 @@ export class GpuDevice {
     private readonly ownsDevice: boolean,
   ) {
     device.lost.then((info) => {
-      if (info.reason === 'destroyed' && !this.lost) return;
-      this.lost = new DeviceLostError(`GPU device lost (${info.reason}): ${info.message}`, info.reason);
+      if (this.destroyedHere) return;
+      this.lost = new DeviceLostError(`GPU device lost (${info.reason}): ${info.message || 'no message'}; create a new Gpu to continue`, info.reason);
     });
     device.onuncapturederror = (ev: GPUUncapturedErrorEvent) => {
       this.pendingError ??= toTypedError(ev.error, 'uncaptured');
@@ -176,6 +177,7 @@ export class GpuDevice {
 
   /** Release the device. Required under Node: Dawn keeps the process alive until it is destroyed. */
   destroy(): void {
+    this.destroyedHere = true;
     if (this.ownsDevice) this.device.destroy();
   }
 

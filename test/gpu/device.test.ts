@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Gpu } from '../../src/gpu/gpu.js';
 import { matmul } from '../../src/kernels/matmul.js';
+import { DeviceLostError } from '../../src/errors.js';
 
 describe('device acquisition', () => {
   it('reports features and limits within what WebGPU allows', async () => {
@@ -46,5 +47,15 @@ describe('device acquisition', () => {
     } finally {
       g.destroy();
     }
+  });
+
+  it('reports a device lost behind its back as DeviceLostError on the next submit', async () => {
+    const g = await Gpu.create();
+    const a = g.upload([1, 2, 3, 4], [2, 2]);
+    const c = g.empty([2, 2]);
+    g.device.destroy(); // as a driver reset or an embedding application would
+    await g.device.lost;
+    await expect(g.run((rec) => matmul(rec, a, a, c))).rejects.toThrow(DeviceLostError);
+    g.destroy();
   });
 });
