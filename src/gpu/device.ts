@@ -35,8 +35,14 @@ export interface AdapterDescription {
 
 export interface GpuOptions {
   powerPreference?: GPUPowerPreference;
-  /** Turn optional features off, e.g. to test fallback paths: `{ shaderF16: false }`. */
+  /** Turn optional features off, e.g. to test fallback paths: `{ shaderF16: true }`. */
   disable?: Partial<Record<keyof GpuFeatures, boolean>>;
+  /**
+   * 'adapter' (default) requests the adapter's own limits; 'webgpu-defaults' requests none, so the
+   * device has the limits every WebGPU implementation guarantees (256 invocations per workgroup,
+   * 16 KiB workgroup memory, 8 storage buffers per stage): what a kernel must fit to run anywhere.
+   */
+  limits?: 'adapter' | 'webgpu-defaults';
 }
 
 const limitNames: (keyof GpuLimits)[] = [
@@ -115,9 +121,11 @@ export class GpuDevice {
     ];
     const requiredFeatures = want.filter(([k, f]) => !off[k] && adapter.features.has(f)).map(([, f]) => f);
     const requiredLimits: Record<string, number> = {};
-    for (const name of limitNames) {
-      if (name.startsWith('min')) continue;
-      requiredLimits[name] = adapter.limits[name];
+    if (options.limits !== 'webgpu-defaults') {
+      for (const name of limitNames) {
+        if (name.startsWith('min')) continue;
+        requiredLimits[name] = adapter.limits[name];
+      }
     }
     const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
     const features: GpuFeatures = {
