@@ -62,7 +62,8 @@ export class Recorder {
   private submitted = false;
 
   constructor(
-    private readonly gpu: Gpu,
+    /** The Gpu this recorder dispatches on (kernels read its features to pick variants). */
+    readonly gpu: Gpu,
     private readonly profiler: Profiler | null,
     uniformCapacity = 1 << 16,
   ) {

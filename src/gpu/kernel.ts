@@ -59,10 +59,27 @@ export interface Kernel {
   readonly workgroupSize: readonly [number, number, number];
 }
 
+/**
+ * Keep the `// #if <extension>` half of each (unnested) conditional block when the variant
+ * enables that extension, else its `// #else` half. A module that mentions subgroup builtins
+ * compiles only with `enable subgroups;`, so this is how one shader holds a subgroup path beside
+ * its plain fallback. Dropped lines become blank so compiler line numbers still match the file.
+ */
+export function selectConditionalBlocks(source: string, enabled: readonly string[]): string {
+  const blank = (text: string) => text.replace(/[^\n]/g, '');
+  return source.replace(
+    /^\/\/ #if (\w+)\n([\s\S]*?)(?:^\/\/ #else\n([\s\S]*?))?^\/\/ #endif$/gm,
+    (_block, ext: string, kept: string, otherwise: string | undefined) => {
+      const use = enabled.includes(ext);
+      return `\n${use ? kept : blank(kept)}${otherwise === undefined ? '' : `\n${use ? blank(otherwise) : otherwise}`}`;
+    },
+  );
+}
+
 /** Apply a variant to WGSL source; throws if an alias to rewrite is not declared. */
 export function specializeSource(shader: string, source: string, variant: ShaderVariant | undefined): string {
-  if (!variant) return source;
-  let out = source;
+  let out = selectConditionalBlocks(source, variant?.enable ?? []);
+  if (!variant) return out;
   for (const [alias, type] of Object.entries(variant.aliases ?? {})) {
     const re = new RegExp(`^alias\\s+${alias}\\s*=\\s*[^;]+;`, 'm');
     if (!re.test(out)) throw new KernelBindingError(`shader "${shader}" declares no "alias ${alias} = ...;" to specialise to ${type}`);
