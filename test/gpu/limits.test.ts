@@ -9,10 +9,17 @@ import { useGpu } from '../helpers.js';
 // guarantees everywhere, in each variant the device supports.
 const gpu = useGpu({ limits: 'webgpu-defaults' });
 
-/** Variants a shader can be built in: plain, and f16 storage where it declares `alias S`. */
+/**
+ * Variants a shader can be built in on this device: plain; f16 storage where it declares
+ * `alias S`; and each optional extension it has `// #if <extension>` blocks for.
+ */
 function variantsOf(source: string, g: Gpu): { name: string; variant?: ShaderVariant }[] {
+  const supported: Record<string, boolean> = { f16: g.features.shaderF16, subgroups: g.features.subgroups };
   const out: { name: string; variant?: ShaderVariant }[] = [{ name: 'plain' }];
-  if (/^alias S\s*=/m.test(source) && g.features.shaderF16) out.push({ name: 'f16', variant: { enable: ['f16'], aliases: { S: 'f16' } } });
+  if (/^alias S\s*=/m.test(source) && supported.f16) out.push({ name: 'f16', variant: { enable: ['f16'], aliases: { S: 'f16' } } });
+  for (const ext of new Set([...source.matchAll(/^\/\/ #if (\w+)$/gm)].map((m) => m[1]!))) {
+    if (supported[ext]) out.push({ name: ext, variant: { enable: [ext] } });
+  }
   return out;
 }
 
