@@ -7,9 +7,10 @@
 // - col_sum: sum over rows for every column.
 // The workgroup reduction has a subgroup path and a plain shared-memory tree: kernel.ts keeps the
 // `// #if subgroups` half when the variant enables subgroups and the `// #else` half otherwise.
-// The reduction helpers (Invocation .. wg_max) are copied verbatim in layernorm.wgsl and
-// softmax.wgsl, since WGSL has no includes.
+// The reduction helpers between the BEGIN/END lines are copied verbatim into layernorm.wgsl and
+// softmax.wgsl, since WGSL has no includes (test/kernels/reduce.test.ts checks the copies match).
 
+// BEGIN reduction helpers
 // Entry points take the workgroup id as a separate parameter, not inside Invocation: uniformity
 // analysis treats a struct parameter as non-uniform as a whole, and barriers need a uniform row.
 const WG: u32 = 256u;
@@ -88,6 +89,7 @@ fn wg_sum(v: f32, inv: Invocation) -> f32 {
 fn row_of(wg: vec3u, groups_x: u32) -> u32 {
   return wg.y * groups_x + wg.x;
 }
+// END reduction helpers
 
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
