@@ -19,18 +19,19 @@ function tfGelu(tf: typeof tfTypes, x: tfTypes.Tensor): tfTypes.Tensor {
 
 describe('gelu', () => {
   // Lengths divisible by 4 take the vec4 path, others the scalar one.
-  for (const [name, shape] of [
+  const shapes: [string, number[]][] = [
     ['scalar path [7, 13]', [7, 13]],
     ['vec4 path [3, 40]', [3, 40]],
     ['single element', [1]],
-  ] as const) {
+  ];
+  for (const [name, shape] of shapes) {
     it(`forward vs float64 reference: ${name}`, async () => {
       const g = gpu();
       const n = shape.reduce((a, b) => a * b, 1);
       // Range [-6, 6] covers both tails where erf saturates.
       const xHost = randomArray(n, 21, 6);
-      const out = g.empty([...shape], 'f32', 'out');
-      await g.run((rec) => gelu(rec, g.upload(xHost, [...shape], 'f32', 'x'), out));
+      const out = g.empty(shape, 'f32', 'out');
+      await g.run((rec) => gelu(rec, g.upload(xHost, shape, 'f32', 'x'), out));
       const got = await g.readF32(out);
       expectClose(got, Array.from(xHost, geluRef), geluTol, name);
     });
@@ -92,11 +93,12 @@ describe('add and axpy', () => {
 
   it('broadcasts [C] over [rows, C] and [T, C] over [B, T, C]', async () => {
     const g = gpu();
-    for (const [big, small] of [
+    const pairs: [number[], number[]][] = [
       [[9, 6], [6]],
       [[3, 5, 8], [5, 8]],
       [[2, 3, 7], [3, 7]],
-    ]) {
+    ];
+    for (const [big, small] of pairs) {
       const n = big.reduce((a, b) => a * b, 1);
       const m = small.reduce((a, b) => a * b, 1);
       const aHost = randomArray(n, 33);
