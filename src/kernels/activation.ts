@@ -24,20 +24,21 @@ function broadcastPeriod(big: Tensor, small: Tensor, what: string): number {
 }
 
 /**
- * Dispatch one activation.wgsl entry over `n` f32 elements. The vec4 form is used when `n` and
- * the broadcast period are multiples of 4, the scalar form otherwise.
+ * Dispatch one activation.wgsl entry over `n` f32 elements; the `broadcast` binding is read at
+ * i % period. The vec4 form is used when `n` and the period are multiples of 4, the scalar form otherwise.
  */
 function dispatchElementwise(
   rec: Recorder,
   entry: 'gelu' | 'gelu_backward' | 'add' | 'axpy',
   tensors: Record<string, Tensor>,
   n: number,
-  period: number,
+  broadcast: { binding: string; period: number } | null,
   extra: { alpha?: number; accumulate?: boolean; flops: number; bytes: number; label?: string },
 ): void {
+  const period = broadcast?.period ?? n;
   const lanes = n % 4 === 0 && period % 4 === 0 ? 4 : 1;
   const sizes: Record<string, number> = {};
-  for (const name of Object.keys(tensors)) sizes[name] = name === 'b' || (entry === 'axpy' && name === 'x') ? period : n;
+  for (const name of Object.keys(tensors)) sizes[name] = name === broadcast?.binding ? period : n;
   rec.dispatch(
     { shader: 'activation', entry, ...(lanes === 1 ? { variant: { aliases: { V: 'f32' } } } : {}) },
     {
@@ -67,7 +68,7 @@ export function gelu(rec: Recorder, x: Tensor, out: Tensor, opts: { label?: stri
   expectF32(what, x, out);
   const n = numel(x.shape);
   // Per element: ~14 for the erf polynomial, exp counted as one, ~6 around it.
-  dispatchElementwise(rec, 'gelu', { x, y: out }, n, n, { flops: 20 * n, bytes: 8 * n, label: opts.label });
+  dispatchElementwise(rec, 'gelu', { x, y: out }, n, null, { flops: 20 * n, bytes: 8 * n, label: opts.label });
 }
 
 /**
@@ -80,7 +81,7 @@ export function geluBackward(rec: Recorder, x: Tensor, gradOut: Tensor, gradIn: 
   expectShape(gradIn, x.shape, what);
   expectF32(what, x, gradOut, gradIn);
   const n = numel(x.shape);
-  dispatchElementwise(rec, 'gelu_backward', { x, dy: gradOut, dx: gradIn }, n, n, {
+  dispatchElementwise(rec, 'gelu_backward', { x, dy: gradOut, dx: gradIn }, n, null, {
     accumulate: opts.accumulate,
     flops: 26 * n,
     bytes: (opts.accumulate ? 16 : 12) * n,
@@ -99,7 +100,7 @@ export function add(rec: Recorder, a: Tensor, b: Tensor, out: Tensor, opts: { la
   expectShape(out, a.shape, what);
   expectF32(what, a, b, out);
   const n = numel(a.shape);
-  dispatchElementwise(rec, 'add', { x: a, b, y: out }, n, period, { flops: n, bytes: 8 * n + 4 * period, label: opts.label });
+  dispatchElementwise(rec, 'add', { x: a, b, y: out }, n, { binding: 'b', period }, { flops: n, bytes: 8 * n + 4 * period, label: opts.label });
 }
 
 /**
@@ -111,7 +112,7 @@ export function axpy(rec: Recorder, y: Tensor, x: Tensor, alpha: number, opts: {
   const period = broadcastPeriod(y, x, what);
   expectF32(what, x, y);
   const n = numel(y.shape);
-  dispatchElementwise(rec, 'axpy', { x, y }, n, period, { alpha, flops: 2 * n, bytes: 8 * n + 4 * period, label: opts.label });
+  dispatchElementwise(rec, 'axpy', { x, y }, n, { binding: 'x', period }, { alpha, flops: 2 * n, bytes: 8 * n + 4 * period, label: opts.label });
 }
 
 /** y += x in place (residual accumulation); x's shape is y's or a suffix of it. See axpy. */
