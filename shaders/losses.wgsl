@@ -1,0 +1,391 @@
+// Distillation losses, each fused with its gradient, row-parallel over rows of any length (the
+// whole 51865/51866-token vocabulary) without storing probabilities:
+// - cross_entropy: loss_r = lse(z_r) - z_r[y_r]; grad = (softmax(z_r) - onehot(y_r)) * scale.
+// - kl_divergence: loss_r = tau^2 * sum_v p_T (log p_T - log p_S), p = softmax(z / tau);
+//   grad w.r.t. the student logits = tau * (p_S - p_T) * scale.
+// - mse_rows: loss_r = mean_c (a - b)^2; grad_a = 2 (a - b) / C * scale, grad_b = -grad_a.
+// - masked_mean: one scalar out of the per-row losses, the mean over valid rows.
+// - row_stats, distance_partial, distance_finish: the dynamic-matching distance matrix
+//   D[i, j] = mean over valid rows and channels of (S_i - T_j)^2, optionally after LayerNorm
+//   without affine on both sides.
+// Rows are masked by an i32 id per row: a row is ignored where ids[row] == ignore_index (the
+// targets with -100, or a 0/1 padding mask with ignore_index 0). scale = grad_scale / n_valid,
+// where every workgroup counts the valid rows itself, so no pass has to run first.
+// Accumulation is in f32 throughout. The reduction helpers below are copied verbatim from
+// softmax.wgsl (WGSL has no includes).
+
+// BEGIN reduction helpers
+// Entry points take the workgroup id as a separate parameter, not inside Invocation: uniformity
+// analysis treats a struct parameter as non-uniform as a whole, and barriers need a uniform row.
+const WG: u32 = 256u;
+// Identity of max: the most negative finite f32 (WGSL has no infinity literal).
+const NEG_MAX: f32 = -3.4028234e38;
+
+// #if subgroups
+struct Invocation {
+  @builtin(local_invocation_index) lid: u32,
+  @builtin(subgroup_invocation_id) sg_lane: u32,
+  @builtin(subgroup_size) sg_size: u32,
+}
+
+var<workgroup> red_slots: array<vec2f, WG>;
+
+// Sum of v over the workgroup, returned to every invocation. Each subgroup's first lane parks the
+// subgroup's sum in its own slot (the other lanes park 0), so nothing assumes how subgroups map
+// onto local_invocation_index; then every subgroup adds up all slots in the same order.
+fn wg_sum2(v: vec2f, inv: Invocation) -> vec2f {
+  let s = subgroupAdd(v);
+  red_slots[inv.lid] = select(vec2f(0.0), s, inv.sg_lane == 0u);
+  workgroupBarrier();
+  var t = vec2f(0.0);
+  for (var i = 0u; i < WG; i += inv.sg_size) { t += red_slots[i + inv.sg_lane]; }
+  workgroupBarrier();
+  return subgroupAdd(t);
+}
+
+fn wg_max(v: f32, inv: Invocation) -> f32 {
+  let m = subgroupMax(v);
+  red_slots[inv.lid].x = select(NEG_MAX, m, inv.sg_lane == 0u);
+  workgroupBarrier();
+  var t = NEG_MAX;
+  for (var i = 0u; i < WG; i += inv.sg_size) { t = max(t, red_slots[i + inv.sg_lane].x); }
+  workgroupBarrier();
+  return subgroupMax(t);
+}
+// #else
+struct Invocation {
+  @builtin(local_invocation_index) lid: u32,
+}
+
+var<workgroup> red_slots: array<vec2f, WG>;
+
+// Sum of v over the workgroup by a shared-memory tree, returned to every invocation.
+fn wg_sum2(v: vec2f, inv: Invocation) -> vec2f {
+  red_slots[inv.lid] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (inv.lid < s) { red_slots[inv.lid] += red_slots[inv.lid + s]; }
+    workgroupBarrier();
+  }
+  let t = red_slots[0];
+  workgroupBarrier();
+  return t;
+}
+
+fn wg_max(v: f32, inv: Invocation) -> f32 {
+  red_slots[inv.lid].x = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (inv.lid < s) { red_slots[inv.lid].x = max(red_slots[inv.lid].x, red_slots[inv.lid + s].x); }
+    workgroupBarrier();
+  }
+  let t = red_slots[0].x;
+  workgroupBarrier();
+  return t;
+}
+// #endif
+
+fn wg_sum(v: f32, inv: Invocation) -> f32 {
+  return wg_sum2(vec2f(v, 0.0), inv).x;
+}
+
+// Row index of a workgroup when the rows are spread over an x/y grid of groups_x columns.
+fn row_of(wg: vec3u, groups_x: u32) -> u32 {
+  return wg.y * groups_x + wg.x;
+}
+// END reduction helpers
+
+// The mask every entry shares: ids[row] == ignore_index marks an ignored row.
+@group(0) @binding(2) var<storage, read> ids: array<i32>;
+override HAS_MASK: bool = true;
+// Whether the fused entries write their gradient (off for evaluation).
+override WRITE_GRAD: bool = true;
+
+fn row_valid(row: u32, ignore_index: i32) -> bool {
+  return !HAS_MASK || ids[row] != ignore_index;
+}
+
+// Number of valid rows among `rows`, on every invocation of the workgroup.
+fn count_valid(rows: u32, ignore_index: i32, inv: Invocation) -> f32 {
+  if (!HAS_MASK) { return f32(rows); }
+  var n = 0.0;
+  for (var r = inv.lid; r < rows; r += WG) { n += select(0.0, 1.0, ids[r] != ignore_index); }
+  return wg_sum(n, inv);
+}
+
+// A quiet NaN from a runtime value (a constant NaN is a shader-creation error in WGSL).
+fn nan_from(zero: u32) -> f32 {
+  return bitcast<f32>(0x7fc00000u | zero);
+}
+
+// Shared by cross_entropy, kl_divergence and mse_rows.
+struct RowParams {
+  rows: u32, cols: u32, groups_x: u32, ignore_index: i32,
+  grad_scale: f32,
+  // 1 adds the gradient into grad instead of overwriting it (several losses into one gradient).
+  accumulate: u32,
+  // Temperature (kl_divergence only).
+  tau: f32,
+}
+@group(0) @binding(0) var<uniform> rp: RowParams;
+@group(0) @binding(1) var<storage, read> logits: array<f32>;
+@group(0) @binding(3) var<storage, read_write> row_loss: array<f32>;
+@group(0) @binding(4) var<storage, read_write> grad: array<f32>;
+@group(0) @binding(5) var<storage, read> teacher: array<f32>;
+
+fn write_grad(i: u32, g: f32) {
+  if (rp.accumulate != 0u) { grad[i] += g; } else { grad[i] = g; }
+}
+
+// Cross-entropy with ignore index; ids are the targets (HAS_MASK must be on). A target outside
+// [0, cols) that is not ignore_index gives a NaN loss, so a bad label cannot pass silently.
+@compute @workgroup_size(WG)
+fn cross_entropy(inv: Invocation, @builtin(workgroup_id) wg: vec3u) {
+  let row = row_of(wg, rp.groups_x);
+  if (row >= rp.rows) { return; }
+  let n_valid = count_valid(rp.rows, rp.ignore_index, inv);
+  let base = row * rp.cols;
+  let label_id = ids[row];
+  if (label_id == rp.ignore_index) {
+    if (inv.lid == 0u) { row_loss[row] = 0.0; }
+    if (WRITE_GRAD && rp.accumulate == 0u) {
+      for (var i = inv.lid; i < rp.cols; i += WG) { grad[base + i] = 0.0; }
+    }
+    return;
+  }
+  // Online max and sum of exp(z - max): one read of the row.
+  var m = NEG_MAX;
+  var s = 0.0;
+  for (var i = inv.lid; i < rp.cols; i += WG) {
+    let v = logits[base + i];
+    if (v > m) {
+      s = s * exp(m - v) + 1.0;
+      m = v;
+    } else {
+      s += exp(v - m);
+    }
+  }
+  let row_max = wg_max(m, inv);
+  let lse = row_max + log(wg_sum(s * exp(m - row_max), inv));
+  let in_range = label_id >= 0 && u32(label_id) < rp.cols;
+  if (inv.lid == 0u) {
+    row_loss[row] = select(nan_from(rp.rows & 0u), lse - logits[base + min(u32(label_id), rp.cols - 1u)], in_range);
+  }
+  if (WRITE_GRAD) {
+    let scale = rp.grad_scale / n_valid;
+    for (var i = inv.lid; i < rp.cols; i += WG) {
+      let p = exp(logits[base + i] - lse);
+      write_grad(base + i, (p - select(0.0, 1.0, i32(i) == label_id)) * scale);
+    }
+  }
+}
+
+// KL(teacher || student) at temperature tau; `logits` are the student's, grad is w.r.t. them.
+@compute @workgroup_size(WG)
+fn kl_divergence(inv: Invocation, @builtin(workgroup_id) wg: vec3u) {
+  let row = row_of(wg, rp.groups_x);
+  if (row >= rp.rows) { return; }
+  let n_valid = count_valid(rp.rows, rp.ignore_index, inv);
+  let base = row * rp.cols;
+  if (!row_valid(row, rp.ignore_index)) {
+    if (inv.lid == 0u) { row_loss[row] = 0.0; }
+    if (WRITE_GRAD && rp.accumulate == 0u) {
+      for (var i = inv.lid; i < rp.cols; i += WG) { grad[base + i] = 0.0; }
+    }
+    return;
+  }
+  let inv_tau = 1.0 / rp.tau;
+  // Online max and sum of exp for both softened distributions in one read of each row.
+  var m = vec2f(NEG_MAX);  // (student, teacher)
+  var s = vec2f(0.0);
+  for (var i = inv.lid; i < rp.cols; i += WG) {
+    let v = vec2f(logits[base + i], teacher[base + i]) * inv_tau;
+    let m_new = max(m, v);
+    s = s * exp(m - m_new) + exp(v - m_new);
+    m = m_new;
+  }
+  let row_max = vec2f(wg_max(m.x, inv), wg_max(m.y, inv));
+  let lse = row_max + log(wg_sum2(s * exp(m - row_max), inv));
+  // Second read: the KL terms and the gradient together.
+  let scale = rp.tau * rp.grad_scale / n_valid;
+  var kl = 0.0;
+  for (var i = inv.lid; i < rp.cols; i += WG) {
+    let log_p_s = logits[base + i] * inv_tau - lse.x;
+    let log_p_t = teacher[base + i] * inv_tau - lse.y;
+    let p_t = exp(log_p_t);
+    kl += p_t * (log_p_t - log_p_s);
+    if (WRITE_GRAD) { write_grad(base + i, (exp(log_p_s) - p_t) * scale); }
+  }
+  let total = wg_sum(kl, inv);
+  if (inv.lid == 0u) { row_loss[row] = rp.tau * rp.tau * total; }
+}
+
+// Hidden-state MSE per row; grad (w.r.t. a) and grad_b (w.r.t. b) each written when their flag
+// is on.
+@group(0) @binding(1) var<storage, read> mse_a: array<f32>;
+@group(0) @binding(5) var<storage, read> mse_b: array<f32>;
+@group(0) @binding(6) var<storage, read_write> grad_b: array<f32>;
+override WRITE_GRAD_B: bool = false;
+
+@compute @workgroup_size(WG)
+fn mse_rows(inv: Invocation, @builtin(workgroup_id) wg: vec3u) {
+  let row = row_of(wg, rp.groups_x);
+  if (row >= rp.rows) { return; }
+  let n_valid = count_valid(rp.rows, rp.ignore_index, inv);
+  let base = row * rp.cols;
+  let valid = row_valid(row, rp.ignore_index);
+  let scale = select(0.0, 2.0 * rp.grad_scale / (n_valid * f32(rp.cols)), valid);
+  var acc = 0.0;
+  for (var i = inv.lid; i < rp.cols; i += WG) {
+    let d = select(0.0, mse_a[base + i] - mse_b[base + i], valid);
+    acc += d * d;
+    let g = d * scale;
+    if (WRITE_GRAD) { write_grad(base + i, g); }
+    if (WRITE_GRAD_B) {
+      if (rp.accumulate != 0u) { grad_b[base + i] -= g; } else { grad_b[base + i] = -g; }
+    }
+  }
+  let total = wg_sum(acc, inv);
+  if (inv.lid == 0u) { row_loss[row] = total / f32(rp.cols); }
+}
+
+// out[out_index] (+)= weight * (sum of row_in over valid rows) / n_valid (0 when none is valid),
+// and out[count_index] = n_valid unless count_index is 0xffffffff. One workgroup.
+struct MeanParams {
+  rows: u32, ignore_index: i32, out_index: u32, count_index: u32,
+  weight: f32, accumulate: u32,
+}
+@group(0) @binding(0) var<uniform> mp: MeanParams;
+@group(0) @binding(1) var<storage, read> row_in: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+
+@compute @workgroup_size(WG)
+fn masked_mean(inv: Invocation) {
+  var acc = vec2f(0.0);  // (sum, count)
+  for (var r = inv.lid; r < mp.rows; r += WG) {
+    if (row_valid(r, mp.ignore_index)) { acc += vec2f(row_in[r], 1.0); }
+  }
+  let total = wg_sum2(acc, inv);
+  if (inv.lid != 0u) { return; }
+  var v = select(0.0, mp.weight * total.x / total.y, total.y > 0.0);
+  if (mp.accumulate != 0u) { v += out[mp.out_index]; }
+  out[mp.out_index] = v;
+  if (mp.count_index != 0xffffffffu) { out[mp.count_index] = total.y; }
+}
+
+// ---- Dynamic-matching distance matrix --------------------------------------------------------
+// student: [LS, rows, C], teacher: [LT, rows, C] (LT counts the embedding output too).
+
+// Per-row mean and 1/sqrt(var + eps) (two-pass variance) of x [count, C], written to
+// stats[2 * (first + r)] and stats[2 * (first + r) + 1].
+struct StatsParams { count: u32, cols: u32, groups_x: u32, first: u32, eps: f32 }
+@group(0) @binding(0) var<uniform> sp: StatsParams;
+@group(0) @binding(1) var<storage, read> stats_x: array<f32>;
+@group(0) @binding(3) var<storage, read_write> stats_out: array<f32>;
+
+@compute @workgroup_size(WG)
+fn row_stats(inv: Invocation, @builtin(workgroup_id) wg: vec3u) {
+  let row = row_of(wg, sp.groups_x);
+  if (row >= sp.count) { return; }
+  let base = row * sp.cols;
+  var s = 0.0;
+  for (var i = inv.lid; i < sp.cols; i += WG) { s += stats_x[base + i]; }
+  let mean = wg_sum(s, inv) / f32(sp.cols);
+  var q = 0.0;
+  for (var i = inv.lid; i < sp.cols; i += WG) {
+    let d = stats_x[base + i] - mean;
+    q += d * d;
+  }
+  let variance = wg_sum(q, inv) / f32(sp.cols);
+  if (inv.lid == 0u) {
+    stats_out[2u * (sp.first + row)] = mean;
+    stats_out[2u * (sp.first + row) + 1u] = inverseSqrt(variance + sp.eps);
+  }
+}
+
+// Each workgroup sums (S_i - T_j)^2 over one chunk of rows for a tile of TI x TJ layer pairs,
+// reading every element once for all pairs of its tile; distance_finish adds the chunks up.
+const TI: u32 = 4u;
+const TJ: u32 = 8u;
+struct DistParams {
+  rows: u32, cols: u32, ls: u32, lt: u32,
+  rows_per_chunk: u32, chunks: u32, tiles_j: u32, ignore_index: i32,
+}
+@group(0) @binding(0) var<uniform> dp: DistParams;
+@group(0) @binding(1) var<storage, read> student: array<f32>;
+@group(0) @binding(4) var<storage, read_write> partials: array<f32>;
+@group(0) @binding(5) var<storage, read> teacher_h: array<f32>;
+// Row statistics from row_stats: the student's layers first, then the teacher's.
+@group(0) @binding(6) var<storage, read> dist_stats: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dist: array<f32>;
+override LAYER_NORM: bool = false;
+
+// Element (row, c) of stacked layer `layer`, normalised with stats row `stat_row` when LAYER_NORM.
+fn normalised(v: f32, stat_row: u32) -> f32 {
+  if (!LAYER_NORM) { return v; }
+  return (v - dist_stats[2u * stat_row]) * dist_stats[2u * stat_row + 1u];
+}
+fn load_student(layer: u32, row: u32, c: u32) -> f32 {
+  return normalised(student[(layer * dp.rows + row) * dp.cols + c], layer * dp.rows + row);
+}
+fn load_teacher(layer: u32, row: u32, c: u32) -> f32 {
+  return normalised(teacher_h[(layer * dp.rows + row) * dp.cols + c], (dp.ls + layer) * dp.rows + row);
+}
+
+@compute @workgroup_size(WG)
+fn distance_partial(inv: Invocation, @builtin(workgroup_id) wg: vec3u) {
+  let chunk = wg.x;
+  let tile = wg.y;
+  let i0 = (tile / dp.tiles_j) * TI;
+  let j0 = (tile % dp.tiles_j) * TJ;
+  let r0 = chunk * dp.rows_per_chunk;
+  let n = (min(r0 + dp.rows_per_chunk, dp.rows) - r0) * dp.cols;
+  var acc: array<f32, 32>;  // TI * TJ, [ti * TJ + tj]
+  for (var e = inv.lid; e < n; e += WG) {
+    let row = r0 + e / dp.cols;
+    let c = e % dp.cols;
+    if (!row_valid(row, dp.ignore_index)) { continue; }
+    var s: array<f32, TI>;
+    for (var ti = 0u; ti < TI; ti++) {
+      let i = min(i0 + ti, dp.ls - 1u);  // out-of-range pairs compute junk that is never read
+      s[ti] = load_student(i, row, c);
+    }
+    for (var tj = 0u; tj < TJ; tj++) {
+      let j = j0 + tj;
+      if (j >= dp.lt) { break; }
+      let t = load_teacher(j, row, c);
+      for (var ti = 0u; ti < TI; ti++) {
+        let d = s[ti] - t;
+        acc[ti * TJ + tj] = fma(d, d, acc[ti * TJ + tj]);
+      }
+    }
+  }
+  let out_base = (chunk * (dp.tiles_j * ((dp.ls + TI - 1u) / TI)) + tile) * TI * TJ;
+  for (var k = 0u; k < TI * TJ; k += 2u) {
+    let t = wg_sum2(vec2f(acc[k], acc[k + 1u]), inv);
+    if (inv.lid == 0u) {
+      partials[out_base + k] = t.x;
+      partials[out_base + k + 1u] = t.y;
+    }
+  }
+}
+
+// One invocation per pair: D[i, j] = (sum over chunks) / (n_valid * C), 0 when no row is valid.
+@compute @workgroup_size(64)
+fn distance_finish(@builtin(global_invocation_id) gid: vec3u) {
+  let pair = gid.x;
+  if (pair >= dp.ls * dp.lt) { return; }
+  let i = pair / dp.lt;
+  let j = pair % dp.lt;
+  let tiles = dp.tiles_j * ((dp.ls + TI - 1u) / TI);
+  let tile = (i / TI) * dp.tiles_j + j / TJ;
+  let k = (i % TI) * TJ + j % TJ;
+  var total = 0.0;
+  for (var chunk = 0u; chunk < dp.chunks; chunk++) { total += partials[(chunk * tiles + tile) * TI * TJ + k]; }
+  var n_valid = f32(dp.rows);
+  if (HAS_MASK) {
+    n_valid = 0.0;
+    for (var r = 0u; r < dp.rows; r++) { n_valid += select(0.0, 1.0, ids[r] != dp.ignore_index); }
+  }
+  dist[pair] = select(0.0, total / (n_valid * f32(dp.cols)), n_valid > 0.0);
+}
