@@ -40,7 +40,7 @@ struct Params {
 }
 
 override HEAD_DIM: u32 = 64u;
-// Rows a workgroup owns: 16, or 8 where 16 would not fit the backward in 16 KiB (head dim > 79).
+// Rows a workgroup owns: 16, or 8 where 16 would not fit the backward in 16 KiB (head dim > 77).
 override ROWS: u32 = 16u;
 override CAUSAL: bool = false;
 override HAS_KLEN: bool = false;

@@ -18,7 +18,6 @@ export interface AttentionOptions {
 
 /** One operand's geometry: sizes plus element strides of (batch, head, row); head dims are contiguous. */
 interface Operand {
-  batch: number;
   rows: number;
   headDim: number;
   strides: { sb: number; sh: number; sl: number };
@@ -32,26 +31,30 @@ function operand(t: Tensor, heads: number, what: string): Operand {
   if (t.shape.length === 4) {
     const [B, H, L, D] = t.shape as [number, number, number, number];
     if (H !== heads) throw new ShapeError(`${what}: tensor "${t.label}" [${t.shape.join(', ')}] has ${H} heads, lse says ${heads}`);
-    return { batch: B, rows: L, headDim: D, strides: { sb: H * L * D, sh: L * D, sl: D } };
+    return { rows: L, headDim: D, strides: { sb: H * L * D, sh: L * D, sl: D } };
   }
   if (t.shape.length === 3) {
     const [B, L, HD] = t.shape as [number, number, number];
     if (HD % heads !== 0) throw new ShapeError(`${what}: tensor "${t.label}" [${t.shape.join(', ')}]: last dim ${HD} is not a multiple of ${heads} heads`);
-    return { batch: B, rows: L, headDim: HD / heads, strides: { sb: L * HD, sh: HD / heads, sl: HD } };
+    return { rows: L, headDim: HD / heads, strides: { sb: L * HD, sh: HD / heads, sl: HD } };
   }
   throw new ShapeError(`${what}: tensor "${t.label}" must be [B, H, L, D] or [B, L, H*D], has shape [${t.shape.join(', ')}]`);
 }
 
-/** Workgroup memory (bytes) of the largest entry point (the dK/dV one) for `rows` owned rows. */
+/**
+ * Workgroup memory (bytes) of the largest entry point (the dK/dV one) for `rows` owned rows, as
+ * WebGPU counts it: each variable rounded up to 16 bytes.
+ */
 function workgroupBytes(rows: number, headDim: number): number {
   const pitch = headDim | 1;
   const lanes = 8;
-  const own = rows * pitch + lanes;
-  const tile = lanes * pitch + lanes;
-  return 4 * (2 * own + 2 * tile + 2 * rows * lanes + 2 * rows + 1);
+  const round16 = (floats: number) => Math.ceil((4 * floats) / 16) * 16;
+  const own = round16(rows * pitch + lanes);
+  const tile = round16(lanes * pitch + lanes);
+  return 2 * own + 2 * tile + 2 * round16(rows * lanes) + round16(2 * rows) + round16(1);
 }
 
-/** Owned rows per workgroup: 16 (head dim 64 and anything up to 78), else 8 (up to 121). */
+/** Owned rows per workgroup: 16 (head dims up to 77, so 64), else 8 (up to 121). */
 function rowsFor(headDim: number, maxBytes: number, what: string): number {
   for (const rows of [16, 8]) if (workgroupBytes(rows, headDim) <= maxBytes) return rows;
   throw new ShapeError(`${what}: head dim ${headDim} needs more than ${maxBytes} bytes of workgroup memory (at most 121 is supported)`);
@@ -67,7 +70,6 @@ interface Problem {
   spec: (entry: string) => KernelSpec;
   uniforms: Record<string, number>;
   klen: Tensor;
-  what: string;
 }
 
 /** Validate shapes of the forward operands and derive everything the dispatches need. */
@@ -116,7 +118,6 @@ function problem(q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, opts
     uniforms,
     // Without key lengths the binding still exists in the WGSL; a u32 view of q stands in, never read.
     klen: opts.keyLengths ?? { ...q, dtype: 'u32', label: `${q.label} (no key lengths)` },
-    what,
   };
 }
 

@@ -159,11 +159,16 @@ describe('attention backward', () => {
     });
   });
 
+  // TF.js masks by adding -1e9, which turns a fully masked row into a uniform softmax rather than
+  // zeros, so these cases keep at least one visible key per row (the cases above cover the rest).
   const tfCases: Case[] = [
-    { name: 'Lq=7 Lk=13 D=64, causal-free, key padding', B: 2, H: 2, Lq: 7, Lk: 13, D: 64, mask: { keyLengths: [13, 6] } },
+    { name: 'Lq=7 Lk=13 D=64, key padding', B: 2, H: 2, Lq: 7, Lk: 13, D: 64, mask: { keyLengths: [13, 6] } },
     { name: 'causal L=37 D=24', B: 1, H: 2, Lq: 37, Lk: 37, D: 24, mask: { causal: true } },
     { name: 'cross-attention Lq=9 Lk=300 token-major', B: 1, H: 2, Lq: 9, Lk: 300, D: 64, tokenQ: true, tokenKV: true },
     { name: 'D=80 (8-row tiles)', B: 1, H: 1, Lq: 21, Lk: 18, D: 80, mask: { keyLengths: [15] } },
+    // The largest head dims of each tile size: their workgroup memory is closest to 16 KiB.
+    { name: 'D=77 (largest with 16-row tiles)', B: 1, H: 1, Lq: 9, Lk: 17, D: 77, mask: { causal: true } },
+    { name: 'D=121 (largest supported)', B: 1, H: 1, Lq: 4, Lk: 10, D: 121 },
   ];
   tfCases.forEach((c, n) => {
     it(`${c.name}: vs TF.js autodiff`, async () => {
@@ -204,8 +209,8 @@ describe('attention argument checks', () => {
     const lse = t([2, 1, 3], 'lse');
     expect(() => attention(rec, q, q, q, t([2, 1, 3, 8], 'o'), lse, { keyLengths: g.empty([2], 'f32', 'klen') })).toThrow(/"klen" has dtype f32, expected u32/);
     expect(() => attention(rec, q, q, q, t([2, 1, 3, 8], 'o'), lse, { keyLengths: g.empty([3], 'u32', 'klen') })).toThrow(/"klen" has shape \[3\], expected \[2\]/);
-    const wide = t([1, 1, 2, 128], 'wide q');
-    expect(() => attention(rec, wide, wide, wide, t([1, 1, 2, 128], 'o'), t([1, 1, 2], 'l'))).toThrow(/head dim 128/);
+    const wide = t([1, 1, 2, 122], 'wide q');
+    expect(() => attention(rec, wide, wide, wide, t([1, 1, 2, 122], 'o'), t([1, 1, 2], 'l'))).toThrow(/head dim 122 needs more than 16384 bytes/);
     const grads = { q: t([2, 1, 3, 8], 'dq'), k: t([2, 1, 3, 8], 'dk'), v: t([2, 1, 3, 8], 'dv') };
     expect(() => attentionBackward(rec, q, q, q, t([2, 1, 3, 8], 'o'), lse, t([2, 1, 4, 8], 'dOut'), grads)).toThrow(/"dOut" has shape/);
     const narrow = t([1, 1, 3, 1], 'narrow');
