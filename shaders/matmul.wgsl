@@ -5,6 +5,20 @@
 // bias_grad below for the bias; GELU's backward lives in activation.wgsl.
 // Storage element type S is f32, or f16 in the variant the host builds when shader-f16 exists;
 // arithmetic is always f32.
+//
+// Fake quantization (quantization-aware training) is fused into the operand loads: with QUANT_B
+// every element x of B is replaced, as it is loaded, by clamp(round(x / s), -qmax_b, qmax_b) * s
+// where s = scale_b[stored row of B] (for a Whisper weight stored [out, in] that is the output
+// channel); QUANT_A does the same to A with scale_a per stored row (per token for activations).
+// round() is WGSL's round-half-to-even; int8 export must round the same way. No quantized copy
+// of either operand is ever written. Backward (straight-through estimator) uses the same loads:
+// dX = dY @ W_hat, dW = X_hat^T @ dY, then ste_mask / lsq_scale_grad below.
+//
+// Kernel shape (bench/lab/matmul v3, the fastest portable version on lavapipe): one workgroup
+// of 8 invocations computes an 8-row x 64-column tile straight from global memory, each
+// invocation 8 rows x 8 columns (columns 8 apart, so the 8 lanes read adjacent addresses).
+// No workgroup memory or barriers: on lavapipe every load is gathered lane by lane, so what
+// counts is loads per FMA (16 per 64 here); see bench/lab/matmul/RESULTS.md.
 
 alias S = f32;
 
@@ -13,24 +27,28 @@ struct Params {
   stride_a: u32, stride_b: u32, stride_c: u32,
   // 1 adds into C instead of overwriting it (gradient accumulation).
   accumulate: u32,
+  // 2^(bits-1) - 1 of the fake quantization of A and B (read only with QUANT_A / QUANT_B).
+  qmax_a: f32, qmax_b: f32,
 }
 
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
 override HAS_BIAS: bool = false;
 override GELU: bool = false;
+override QUANT_A: bool = false;
+override QUANT_B: bool = false;
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> a: array<S>;
 @group(0) @binding(2) var<storage, read> b: array<S>;
 @group(0) @binding(3) var<storage, read> bias: array<S>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
+// Fake-quant scales per stored row of A and of B (per batch entry when that operand is batched).
+@group(0) @binding(5) var<storage, read> scale_a: array<f32>;
+@group(0) @binding(6) var<storage, read> scale_b: array<f32>;
 
-// 64x64 output tile per workgroup of 16x16 invocations, 4x4 outputs each, K in steps of 16.
-const TILE: u32 = 64u;
-const TK: u32 = 16u;
-var<workgroup> tile_a: array<array<f32, 64>, 16>;  // [k][m]
-var<workgroup> tile_b: array<array<f32, 64>, 16>;  // [k][n]
+const R: u32 = 8u;  // rows per workgroup (and per invocation)
+const C: u32 = 8u;  // columns per invocation, 8 apart: a workgroup covers 8 * C columns
 
 fn gelu_erf(x: f32) -> f32 {
   return 0.5 * x * (1.0 + erf_approx(x * 0.7071067811865476));
@@ -46,63 +64,65 @@ fn erf_approx(x: f32) -> f32 {
   return select(r - 1.0, 1.0 - r, x >= 0.0);
 }
 
-fn load_a(base: u32, m: u32, k: u32) -> f32 {
-  if (m >= params.M || k >= params.K) { return 0.0; }
-  if (TRANS_A) { return f32(a[base + k * params.M + m]); }
-  return f32(a[base + m * params.K + k]);
+/** clamp(round(x / s), -qmax, qmax) * s; a scale s <= 0 (all-zero row) gives 0, never NaN. */
+fn fake_quant(x: f32, s: f32, qmax: f32) -> f32 {
+  return clamp(round(x / select(1.0, s, s > 0.0)), -qmax, qmax) * max(s, 0.0);
 }
 
-fn load_b(base: u32, k: u32, n: u32) -> f32 {
-  if (k >= params.K || n >= params.N) { return 0.0; }
-  if (TRANS_B) { return f32(b[base + n * params.K + k]); }
-  return f32(b[base + k * params.N + n]);
-}
-
-@compute @workgroup_size(16, 16, 1)
+@compute @workgroup_size(8, 1, 1)
 fn matmul(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let batch = wg.z;
-  let base_a = batch * params.stride_a;
-  let base_b = batch * params.stride_b;
-  let row0 = wg.y * TILE;
-  let col0 = wg.x * TILE;
-  let tid = lid.y * 16u + lid.x;
-  var acc: array<array<f32, 4>, 4>;
-  for (var k0 = 0u; k0 < params.K; k0 += TK) {
-    // 256 invocations load 16x64 elements of each operand: 4 each.
-    for (var i = 0u; i < 4u; i++) {
-      let e = tid + i * 256u;
-      let kk = e / TILE;
-      let mm = e % TILE;
-      tile_a[kk][mm] = load_a(base_a, row0 + mm, k0 + kk);
-      tile_b[kk][mm] = load_b(base_b, k0 + kk, col0 + mm);
-    }
-    workgroupBarrier();
-    for (var kk = 0u; kk < TK; kk++) {
-      var av: array<f32, 4>;
-      var bv: array<f32, 4>;
-      for (var i = 0u; i < 4u; i++) {
-        av[i] = tile_a[kk][lid.y * 4u + i];
-        bv[i] = tile_b[kk][lid.x * 4u + i];
-      }
-      for (var i = 0u; i < 4u; i++) {
-        for (var j = 0u; j < 4u; j++) {
-          acc[i][j] = fma(av[i], bv[j], acc[i][j]);
-        }
-      }
-    }
-    workgroupBarrier();
+  let M = params.M;
+  let N = params.N;
+  let K = params.K;
+  let base_a = wg.z * params.stride_a;
+  let base_b = wg.z * params.stride_b;
+  // Scale vectors hold one entry per stored row of each batch entry of a batched operand.
+  let scale_base_a = select(0u, wg.z * select(M, K, TRANS_A), params.stride_a != 0u);
+  let scale_base_b = select(0u, wg.z * select(K, N, TRANS_B), params.stride_b != 0u);
+  // Rows and columns past the edge are clamped to the last one (computed, never stored), so
+  // the k loop has no bounds checks.
+  var row: array<u32, R>;
+  var col: array<u32, C>;
+  // Scales that do not change along k are loaded once: per row of A, per column of B^T.
+  var s_row: array<f32, R>;
+  var s_col: array<f32, C>;
+  for (var i = 0u; i < R; i++) {
+    row[i] = min(wg.y * R + i, M - 1u);
+    if (QUANT_A && !TRANS_A) { s_row[i] = scale_a[scale_base_a + row[i]]; }
   }
-  let base_c = batch * params.stride_c;
-  for (var i = 0u; i < 4u; i++) {
-    let m = row0 + lid.y * 4u + i;
-    if (m >= params.M) { continue; }
-    for (var j = 0u; j < 4u; j++) {
-      let n = col0 + lid.x * 4u + j;
-      if (n >= params.N) { continue; }
+  for (var j = 0u; j < C; j++) {
+    col[j] = min(wg.x * 8u * C + j * 8u + lid.x, N - 1u);
+    if (QUANT_B && TRANS_B) { s_col[j] = scale_b[scale_base_b + col[j]]; }
+  }
+  var acc: array<array<f32, C>, R>;
+  for (var k = 0u; k < K; k++) {
+    var s_k_a = 0.0;
+    var s_k_b = 0.0;
+    if (QUANT_A && TRANS_A) { s_k_a = scale_a[scale_base_a + k]; }
+    if (QUANT_B && !TRANS_B) { s_k_b = scale_b[scale_base_b + k]; }
+    var bv: array<f32, C>;
+    for (var j = 0u; j < C; j++) {
+      if (TRANS_B) { bv[j] = f32(b[base_b + col[j] * K + k]); } else { bv[j] = f32(b[base_b + k * N + col[j]]); }
+      if (QUANT_B) { bv[j] = fake_quant(bv[j], select(s_k_b, s_col[j], TRANS_B), params.qmax_b); }
+    }
+    for (var i = 0u; i < R; i++) {
+      var av: f32;
+      if (TRANS_A) { av = f32(a[base_a + k * M + row[i]]); } else { av = f32(a[base_a + row[i] * K + k]); }
+      if (QUANT_A) { av = fake_quant(av, select(s_row[i], s_k_a, TRANS_A), params.qmax_a); }
+      for (var j = 0u; j < C; j++) { acc[i][j] = fma(av, bv[j], acc[i][j]); }
+    }
+  }
+  let base_c = wg.z * params.stride_c;
+  for (var i = 0u; i < R; i++) {
+    let m = wg.y * R + i;
+    if (m >= M) { break; }
+    for (var j = 0u; j < C; j++) {
+      let n = wg.x * 8u * C + j * 8u + lid.x;
+      if (n >= N) { continue; }
       var v = acc[i][j];
       if (HAS_BIAS) { v += f32(bias[n]); }
       if (GELU) { v = gelu_erf(v); }
-      let idx = base_c + m * params.N + n;
+      let idx = base_c + m * N + n;
       if (params.accumulate != 0u) { v += c[idx]; }
       c[idx] = v;
     }
@@ -124,4 +144,87 @@ fn bias_grad(@builtin(global_invocation_id) gid: vec3u) {
   for (var r = 0u; r < bg_params.rows; r++) { s += grad_out[r * bg_params.cols + n]; }
   if (bg_params.accumulate != 0u) { s += grad_bias[n]; }
   grad_bias[n] = s;
+}
+
+// Fake-quant helpers on a row-major [rows, cols] f32 tensor whose rows are quantization groups
+// (weight: output channels; activations: tokens).
+struct QuantParams { rows: u32, cols: u32, qmax: f32, lsq_factor: f32, accumulate: u32 }
+@group(0) @binding(0) var<uniform> q_params: QuantParams;
+@group(0) @binding(1) var<storage, read> q_x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> q_scale_out: array<f32>;
+@group(0) @binding(2) var<storage, read> q_scale: array<f32>;
+@group(0) @binding(3) var<storage, read_write> q_grad_x: array<f32>;
+@group(0) @binding(3) var<storage, read> q_grad_x_in: array<f32>;
+@group(0) @binding(4) var<storage, read_write> q_grad_scale: array<f32>;
+
+const QWG: u32 = 64u;
+var<workgroup> q_partial: array<f32, 64>;
+
+// Rows are spread over x and y so that more than 65535 rows still fit the dispatch limits.
+fn q_row(wg: vec3u, nwg: vec3u) -> u32 { return wg.y * nwg.x + wg.x; }
+
+fn q_reduce(lane: u32, v: f32, is_max: bool) -> f32 {
+  q_partial[lane] = v;
+  workgroupBarrier();
+  for (var step = QWG / 2u; step > 0u; step /= 2u) {
+    if (lane < step) {
+      let o = q_partial[lane + step];
+      q_partial[lane] = select(q_partial[lane] + o, max(q_partial[lane], o), is_max);
+    }
+    workgroupBarrier();
+  }
+  return q_partial[0];
+}
+
+// scale[r] = max|x[r, :]| / qmax, one workgroup per row. An all-zero row gets scale 1 (its
+// fake-quantized values are 0 either way), so no later division sees 0.
+@compute @workgroup_size(64)
+fn row_scales(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let r = q_row(wg, nwg);
+  if (r >= q_params.rows) { return; }  // uniform per workgroup, so the barriers stay uniform
+  var m = 0.0;
+  for (var k = lid.x; k < q_params.cols; k += QWG) { m = max(m, abs(q_x[r * q_params.cols + k])); }
+  m = q_reduce(lid.x, m, true);
+  if (lid.x == 0u) { q_scale_out[r] = select(1.0, m / q_params.qmax, m > 0.0); }
+}
+
+// Straight-through estimator for W_hat = fake_quant(W): in place, grad_x[r, k] is zeroed where
+// |x / s| > qmax (the clamp saturated) and passed unchanged elsewhere. Rows with s <= 0 (whose
+// W_hat is identically 0) get zero gradient.
+@compute @workgroup_size(64)
+fn ste_mask(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let r = q_row(wg, nwg);
+  if (r >= q_params.rows) { return; }
+  let s = q_scale[r];
+  for (var k = lid.x; k < q_params.cols; k += QWG) {
+    let i = r * q_params.cols + k;
+    if (!(s > 0.0 && abs(q_x[i] / s) <= q_params.qmax)) { q_grad_x[i] = 0.0; }
+  }
+}
+
+// LSQ scale gradient (Esser et al. 2020) for learnable per-row scales, from the gradient of the
+// fake-quantized tensor (before ste_mask): with v = x / s,
+//   grad_scale[r] (+)= lsq_factor * sum_k grad[r, k] * (round(v) - v   if |v| <= qmax
+//                                                       sign(v) * qmax otherwise).
+// lsq_factor is LSQ's gradient scale g (1/sqrt(cols * qmax) in the paper); 1 gives the plain
+// gradient. Rows with s <= 0 get 0. One workgroup per row.
+@compute @workgroup_size(64)
+fn lsq_scale_grad(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let r = q_row(wg, nwg);
+  if (r >= q_params.rows) { return; }
+  let s = q_scale[r];
+  let qmax = q_params.qmax;
+  var sum = 0.0;
+  if (s > 0.0) {
+    for (var k = lid.x; k < q_params.cols; k += QWG) {
+      let i = r * q_params.cols + k;
+      let v = q_x[i] / s;
+      sum += q_grad_x_in[i] * select(sign(v) * qmax, round(v) - v, abs(v) <= qmax);
+    }
+  }
+  sum = q_reduce(lid.x, sum, false) * q_params.lsq_factor;
+  if (lid.x == 0u) {
+    if (q_params.accumulate != 0u) { sum += q_grad_scale[r]; }
+    q_grad_scale[r] = sum;
+  }
 }

@@ -1,6 +1,25 @@
 import { ShapeError } from '../errors.js';
-import type { Recorder } from '../gpu/gpu.js';
+import type { Gpu, Recorder } from '../gpu/gpu.js';
 import { expectDType, expectShape, numel, type Tensor } from '../gpu/tensor.js';
+
+/**
+ * Symmetric fake quantization of one matmul operand, applied as it is loaded:
+ * x -> clamp(round(x / s), -qmax, qmax) * s with qmax = 2^(bits-1) - 1, round half to even,
+ * s = scale[stored row] (one entry per stored row of each batch entry of a batched operand).
+ * For a weight stored [out, in] (transB) the stored rows are the output channels.
+ */
+export interface FakeQuant {
+  /** f32 [rows] (rows of the operand as stored, times its batch when batched). */
+  scale: Tensor;
+  /** 8 (default) or 4; any 2..16 works. */
+  bits?: number;
+}
+
+/** 2^(bits-1) - 1, the largest quantized magnitude. */
+export function quantMax(bits = 8): number {
+  if (!Number.isInteger(bits) || bits < 2 || bits > 16) throw new RangeError(`fake quantization needs 2..16 bits, got ${bits}`);
+  return 2 ** (bits - 1) - 1;
+}
 
 export interface MatmulOptions {
   /** A is stored [batch?, K, M] instead of [batch?, M, K]. */
@@ -13,7 +32,27 @@ export interface MatmulOptions {
   gelu?: boolean;
   /** Add the product into `out` instead of overwriting it. */
   accumulate?: boolean;
+  /** Fake-quantize A as it is loaded (per-token activation quantization). */
+  quantA?: FakeQuant;
+  /** Fake-quantize B as it is loaded (per-output-channel weight quantization). */
+  quantB?: FakeQuant;
   label?: string;
+}
+
+/** Rows and columns of one workgroup's output tile (shaders/matmul.wgsl R and 8 * C). */
+const tileRows = 8;
+const tileCols = 64;
+
+// Each Gpu's stand-in for the scale bindings of a dispatch without fake quantization (the
+// bindings exist in the WGSL either way and must hold f32, which `a` may not).
+const unusedScales = new WeakMap<Gpu, Tensor>();
+function unusedScale(gpu: Gpu): Tensor {
+  let t = unusedScales.get(gpu);
+  if (!t) {
+    t = gpu.upload([0], [1], 'f32', 'unused scale');
+    unusedScales.set(gpu, t);
+  }
+  return t;
 }
 
 /** Matrix dimensions of a 2-D or 3-D operand: [batch, rows, cols], batch 0 meaning "no batch dim". */
@@ -46,17 +85,32 @@ export function matmul(rec: Recorder, a: Tensor, b: Tensor, out: Tensor, opts: M
     expectShape(opts.bias, [N], what);
     expectDType(opts.bias, [a.dtype], what);
   }
+  const checkQuant = (q: FakeQuant | undefined, t: Tensor, batched: number, rows: number) => {
+    if (!q) return;
+    expectShape(q.scale, [Math.max(batched, 1) * rows], `${what}: scales of "${t.label}"`);
+    expectDType(q.scale, ['f32'], what);
+  };
+  checkQuant(opts.quantA, a, ba, ar);
+  checkQuant(opts.quantB, b, bb, br);
   const f16 = a.dtype === 'f16';
+  const unused = unusedScale(rec.gpu);
   rec.dispatch(
     {
       shader: 'matmul',
       entry: 'matmul',
       ...(f16 ? { variant: { enable: ['f16'], aliases: { S: 'f16' } } } : {}),
-      constants: { TRANS_A: opts.transA ? 1 : 0, TRANS_B: opts.transB ? 1 : 0, HAS_BIAS: opts.bias ? 1 : 0, GELU: opts.gelu ? 1 : 0 },
+      constants: {
+        TRANS_A: opts.transA ? 1 : 0,
+        TRANS_B: opts.transB ? 1 : 0,
+        HAS_BIAS: opts.bias ? 1 : 0,
+        GELU: opts.gelu ? 1 : 0,
+        QUANT_A: opts.quantA ? 1 : 0,
+        QUANT_B: opts.quantB ? 1 : 0,
+      },
     },
     {
-      // Without a bias the binding still exists in the WGSL; `a` stands in and is never read.
-      tensors: { a, b, bias: opts.bias ?? a, c: out },
+      // Without a bias or scales the bindings still exist in the WGSL; stand-ins are never read.
+      tensors: { a, b, bias: opts.bias ?? a, c: out, scale_a: opts.quantA?.scale ?? unused, scale_b: opts.quantB?.scale ?? unused },
       uniforms: {
         M,
         N,
@@ -66,11 +120,18 @@ export function matmul(rec: Recorder, a: Tensor, b: Tensor, out: Tensor, opts: M
         stride_b: bb ? K * N : 0,
         stride_c: M * N,
         accumulate: opts.accumulate ? 1 : 0,
+        qmax_a: opts.quantA ? quantMax(opts.quantA.bits) : 0,
+        qmax_b: opts.quantB ? quantMax(opts.quantB.bits) : 0,
       },
       sizes: { a: numel(a.shape), b: numel(b.shape), c: batch * M * N },
-      workgroups: [Math.ceil(N / 64), Math.ceil(M / 64), batch],
-      flops: 2 * batch * M * N * K,
-      bytes: (numel(a.shape) + numel(b.shape)) * (f16 ? 2 : 4) + batch * M * N * 4 * (opts.accumulate ? 2 : 1),
+      workgroups: [Math.ceil(N / tileCols), Math.ceil(M / tileRows), batch],
+      // Useful work: the product, plus 4 operations (divide, round, clamp, multiply) per
+      // fake-quantized operand element (the kernel redoes them per tile; that is not counted).
+      flops: 2 * batch * M * N * K + 4 * ((opts.quantA ? numel(a.shape) : 0) + (opts.quantB ? numel(b.shape) : 0)),
+      bytes:
+        (numel(a.shape) + numel(b.shape)) * (f16 ? 2 : 4) +
+        batch * M * N * 4 * (opts.accumulate ? 2 : 1) +
+        4 * ((opts.quantA ? numel(opts.quantA.scale.shape) : 0) + (opts.quantB ? numel(opts.quantB.scale.shape) : 0)),
     },
     opts.label,
   );
@@ -101,6 +162,10 @@ export function biasGrad(rec: Recorder, gradOut: Tensor, gradBias: Tensor, opts:
  * Gradients of out = op(a) @ op(b) for 2-D a and b (a linear layer, batch flattened into rows):
  * gradA = gradOut @ op(b)^T and gradB = op(a)^T @ gradOut, each written in its operand's storage
  * layout, so the same tiled kernel serves forward and backward.
+ * With quantA / quantB (the forward's fake quantization) the products use the fake-quantized
+ * operands as the straight-through estimator prescribes: gradA = gradOut @ op(b_hat)^T and
+ * gradB = op(a_hat)^T @ gradOut, i.e. the gradient w.r.t. b_hat; apply `fakeQuantGrad` to it for
+ * the clamp mask (and the learnable-scale gradient).
  */
 export function matmulBackward(
   rec: Recorder,
@@ -108,18 +173,108 @@ export function matmulBackward(
   b: Tensor,
   gradOut: Tensor,
   grads: { a?: Tensor; b?: Tensor },
-  opts: { transA?: boolean; transB?: boolean; accumulate?: boolean; label?: string } = {},
+  opts: { transA?: boolean; transB?: boolean; accumulate?: boolean; quantA?: FakeQuant; quantB?: FakeQuant; label?: string } = {},
 ): void {
   const acc = opts.accumulate ?? false;
   const label = opts.label ? `${opts.label} backward` : 'backward';
+  const { quantA, quantB } = opts;
   if (grads.a) {
     // op(a) = gradOut @ op(b)^T; stored a is op(a), or op(a)^T = op(b) @ gradOut^T.
-    if (opts.transA) matmul(rec, b, gradOut, grads.a, { transA: !!opts.transB, transB: true, accumulate: acc, label });
-    else matmul(rec, gradOut, b, grads.a, { transB: !opts.transB, accumulate: acc, label });
+    if (opts.transA) matmul(rec, b, gradOut, grads.a, { transA: !!opts.transB, transB: true, accumulate: acc, quantA: quantB, label });
+    else matmul(rec, gradOut, b, grads.a, { transB: !opts.transB, accumulate: acc, quantB, label });
   }
   if (grads.b) {
     // op(b) = op(a)^T @ gradOut; stored b is op(b), or op(b)^T = gradOut^T @ op(a).
-    if (opts.transB) matmul(rec, gradOut, a, grads.b, { transA: true, transB: !!opts.transA, accumulate: acc, label });
-    else matmul(rec, a, gradOut, grads.b, { transA: !opts.transA, accumulate: acc, label });
+    if (opts.transB) matmul(rec, gradOut, a, grads.b, { transA: true, transB: !!opts.transA, accumulate: acc, quantB: quantA, label });
+    else matmul(rec, a, gradOut, grads.b, { transA: !opts.transA, accumulate: acc, quantA, label });
   }
+}
+
+/** Rows x cols of a tensor whose last dim is the row length; rows over x and y of the grid. */
+function quantGeometry(x: Tensor, what: string): { rows: number; cols: number; workgroups: [number, number] } {
+  const cols = x.shape[x.shape.length - 1] ?? 0;
+  if (x.shape.length < 2 || cols === 0) throw new ShapeError(`${what}: tensor "${x.label}" must be at least 2-D with a non-empty last dim, has shape [${x.shape.join(', ')}]`);
+  const rows = numel(x.shape) / cols;
+  const wx = Math.min(rows, 65535);
+  return { rows, cols, workgroups: [wx, Math.ceil(rows / wx)] };
+}
+
+/**
+ * scale[r] = max|x[r, :]| / qmax for every row r of x (all leading dims flattened): the
+ * per-output-channel weight scales of a weight stored [out, in], or per-token activation
+ * scales. An all-zero row gets scale 1 (its fake-quantized values are 0 either way), so no
+ * division by zero follows. x: f32 [..., cols]; scale: f32 [rows].
+ */
+export function rowScales(rec: Recorder, x: Tensor, scale: Tensor, opts: { bits?: number; label?: string } = {}): void {
+  const what = `rowScales${opts.label ? ` (${opts.label})` : ''}`;
+  const { rows, cols, workgroups } = quantGeometry(x, what);
+  expectShape(scale, [rows], what);
+  expectDType(x, ['f32'], what);
+  expectDType(scale, ['f32'], what);
+  rec.dispatch(
+    { shader: 'matmul', entry: 'row_scales' },
+    {
+      tensors: { q_x: x, q_scale_out: scale },
+      uniforms: { rows, cols, qmax: quantMax(opts.bits), lsq_factor: 0, accumulate: 0 },
+      sizes: { q_x: rows * cols, q_scale_out: rows },
+      workgroups,
+      flops: 2 * rows * cols,
+      bytes: 4 * (rows * cols + rows),
+    },
+    opts.label,
+  );
+}
+
+/**
+ * Backward of w_hat = fake_quant(w, scale) (per stored row of w, as in `FakeQuant`), given
+ * gradW = dL/dw_hat (from matmulBackward with quantB). In place, gradW becomes dL/dw by the
+ * straight-through estimator: unchanged where |w / s| <= qmax, 0 where the clamp saturated.
+ * With `gradScale`, first writes (or adds, with accumulateScale) the LSQ gradient of the
+ * learnable scales (Esser et al. 2020), with v = w / s:
+ *   gradScale[r] = lsqFactor * sum_k gradW[r, k] * (round(v) - v if |v| <= qmax, else sign(v) * qmax)
+ * lsqFactor is LSQ's gradient scale g (the paper uses 1 / sqrt(cols * qmax)); default 1, the
+ * plain gradient. Rows with s <= 0 get zero gradient. gradW must hold this step's dL/dw_hat
+ * only (the scale gradient reads it before the mask). w, gradW: f32 [..., cols]; scale,
+ * gradScale: f32 [rows].
+ */
+export function fakeQuantGrad(
+  rec: Recorder,
+  w: Tensor,
+  scale: Tensor,
+  gradW: Tensor,
+  opts: { bits?: number; gradScale?: Tensor; lsqFactor?: number; accumulateScale?: boolean; label?: string } = {},
+): void {
+  const what = `fakeQuantGrad${opts.label ? ` (${opts.label})` : ''}`;
+  const { rows, cols, workgroups } = quantGeometry(w, what);
+  expectShape(gradW, w.shape, what);
+  expectShape(scale, [rows], what);
+  for (const t of [w, scale, gradW, ...(opts.gradScale ? [opts.gradScale] : [])]) expectDType(t, ['f32'], what);
+  const uniforms = { rows, cols, qmax: quantMax(opts.bits), lsq_factor: opts.lsqFactor ?? 1, accumulate: opts.accumulateScale ? 1 : 0 };
+  if (opts.gradScale) {
+    expectShape(opts.gradScale, [rows], what);
+    rec.dispatch(
+      { shader: 'matmul', entry: 'lsq_scale_grad' },
+      {
+        tensors: { q_x: w, q_scale: scale, q_grad_x_in: gradW, q_grad_scale: opts.gradScale },
+        uniforms,
+        sizes: { q_x: rows * cols, q_scale: rows, q_grad_x_in: rows * cols, q_grad_scale: rows },
+        workgroups,
+        flops: 6 * rows * cols,
+        bytes: 4 * (2 * rows * cols + 2 * rows),
+      },
+      opts.label,
+    );
+  }
+  rec.dispatch(
+    { shader: 'matmul', entry: 'ste_mask' },
+    {
+      tensors: { q_x: w, q_scale: scale, q_grad_x: gradW },
+      uniforms,
+      sizes: { q_x: rows * cols, q_scale: rows, q_grad_x: rows * cols },
+      workgroups,
+      flops: 2 * rows * cols,
+      bytes: 4 * (3 * rows * cols + rows),
+    },
+    opts.label,
+  );
 }

@@ -138,7 +138,7 @@ describe('matmul argument checks', () => {
     expect(() =>
       rec.dispatch(
         { shader: 'matmul', entry: 'matmul' },
-        { tensors: { a: f, b: i, bias: f, c: f }, uniforms: { M: 4, N: 4, K: 4, batch: 1, stride_a: 0, stride_b: 0, stride_c: 16, accumulate: 0 }, workgroups: [1, 1, 1] },
+        { tensors: { a: f, b: i, bias: f, c: f, scale_a: f, scale_b: f }, uniforms: { M: 4, N: 4, K: 4, batch: 1, stride_a: 0, stride_b: 0, stride_c: 16, accumulate: 0, qmax_a: 0, qmax_b: 0 }, workgroups: [1, 1, 1] },
       ),
     ).toThrow(new KernelBindingError('matmul.matmul: binding "b" expects f32 elements, tensor "ints" is i32'));
   });
@@ -147,11 +147,12 @@ describe('matmul argument checks', () => {
     const g = gpu();
     const rec = g.record();
     const t = g.empty([2, 2], 'f32', 'small');
-    const base = { M: 4, N: 4, K: 4, batch: 1, stride_a: 0, stride_b: 0, stride_c: 16, accumulate: 0 };
+    const base = { M: 4, N: 4, K: 4, batch: 1, stride_a: 0, stride_b: 0, stride_c: 16, accumulate: 0, qmax_a: 0, qmax_b: 0 };
+    const s = g.empty([1], 'f32', 'scale');
     const spec = { shader: 'matmul', entry: 'matmul' };
-    expect(() => rec.dispatch(spec, { tensors: { a: t, b: t, bias: t, c: t }, uniforms: { ...base, K: undefined as unknown as number }, workgroups: [1] })).toThrow(/uniform "K" was not given/);
-    expect(() => rec.dispatch(spec, { tensors: { a: t, b: t, bias: t, c: t, extra: t }, uniforms: base, workgroups: [1] })).toThrow(/no binding named "extra"/);
-    expect(() => rec.dispatch(spec, { tensors: { a: t, b: t, bias: t, c: t }, uniforms: base, sizes: { c: 16 }, workgroups: [1] })).toThrow(
+    expect(() => rec.dispatch(spec, { tensors: { a: t, b: t, bias: t, c: t, scale_a: s, scale_b: s }, uniforms: { ...base, K: undefined as unknown as number }, workgroups: [1] })).toThrow(/uniform "K" was not given/);
+    expect(() => rec.dispatch(spec, { tensors: { a: t, b: t, bias: t, c: t, scale_a: s, scale_b: s, extra: t }, uniforms: base, workgroups: [1] })).toThrow(/no binding named "extra"/);
+    expect(() => rec.dispatch(spec, { tensors: { a: t, b: t, bias: t, c: t, scale_a: s, scale_b: s }, uniforms: base, sizes: { c: 16 }, workgroups: [1] })).toThrow(
       /binding "c" needs at least 16 f32 elements \(64 bytes\), tensor "small" has 4/,
     );
   });

@@ -1,0 +1,83 @@
+enable subgroups;
+// lab: TM=16 TN=32 subgroups: one gather of A per 8 rows, rows shared across lanes by subgroupShuffle; 16x4 accumulators per lane (6 gathers per 64 FMAs). Assumes the 8-lane workgroup is one subgroup (lavapipe: 8 lanes)
+alias S = f32;
+
+struct Params {
+  M: u32, N: u32, K: u32, batch: u32,
+  stride_a: u32, stride_b: u32, stride_c: u32,
+  accumulate: u32,
+}
+
+override TRANS_A: bool = false;
+override TRANS_B: bool = false;
+override HAS_BIAS: bool = false;
+override GELU: bool = false;
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> a: array<S>;
+@group(0) @binding(2) var<storage, read> b: array<S>;
+@group(0) @binding(3) var<storage, read> bias: array<S>;
+@group(0) @binding(4) var<storage, read_write> c: array<f32>;
+
+const R: u32 = 16u;  // rows per workgroup
+const C: u32 = 4u;   // columns per lane, 8 apart
+
+fn gelu_erf(x: f32) -> f32 {
+  return 0.5 * x * (1.0 + erf_approx(x * 0.7071067811865476));
+}
+
+fn erf_approx(x: f32) -> f32 {
+  let z = abs(x);
+  let t = 1.0 / (1.0 + 0.5 * z);
+  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
+          t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 +
+          t * (-0.82215223 + t * 0.17087277)))))))));
+  return select(r - 1.0, 1.0 - r, x >= 0.0);
+}
+
+@compute @workgroup_size(8, 1, 1)
+fn matmul(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let M = params.M;
+  let N = params.N;
+  let K = params.K;
+  let base_a = wg.z * params.stride_a;
+  let base_b = wg.z * params.stride_b;
+  // Out-of-range rows and columns are clamped to the last one (computed, never stored), so the
+  // inner loop has no bounds checks.
+  var col: array<u32, C>;
+  for (var j = 0u; j < C; j++) { col[j] = min(wg.x * 8u * C + j * 8u + lid.x, N - 1u); }
+  var acc: array<array<f32, C>, R>;
+  for (var k = 0u; k < K; k++) {
+    var bv: array<f32, C>;
+    for (var j = 0u; j < C; j++) {
+      if (TRANS_B) { bv[j] = f32(b[base_b + col[j] * K + k]); } else { bv[j] = f32(b[base_b + k * N + col[j]]); }
+    }
+    // Lane l holds A[row l (+8)][k]; every lane then takes each row's value by broadcast.
+    var a_lane: array<f32, R / 8u>;
+    for (var h = 0u; h < R / 8u; h++) {
+      let r = min(wg.y * R + h * 8u + lid.x, M - 1u);
+      if (TRANS_A) { a_lane[h] = f32(a[base_a + k * M + r]); } else { a_lane[h] = f32(a[base_a + r * K + k]); }
+    }
+    for (var h = 0u; h < R / 8u; h++) {
+      for (var i = 0u; i < 8u; i++) {
+        let av = subgroupShuffle(a_lane[h], i);
+        for (var j = 0u; j < C; j++) { acc[h * 8u + i][j] = fma(av, bv[j], acc[h * 8u + i][j]); }
+      }
+    }
+  }
+  let base_c = wg.z * params.stride_c;
+  for (var i = 0u; i < R; i++) {
+    let m = wg.y * R + i;
+    if (m >= M) { break; }
+    for (var j = 0u; j < C; j++) {
+      let n = wg.x * 8u * C + j * 8u + lid.x;
+      if (n >= N) { continue; }
+      var v = acc[i][j];
+      if (HAS_BIAS) { v += f32(bias[n]); }
+      if (GELU) { v = gelu_erf(v); }
+      let idx = base_c + m * N + n;
+      if (params.accumulate != 0u) { v += c[idx]; }
+      c[idx] = v;
+    }
+  }
+}
