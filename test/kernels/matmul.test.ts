@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { biasGrad, matmul, matmulBackward } from '../../src/kernels/matmul.js';
+import { biasGrad, fakeQuantGrad, matmul, matmulBackward, quantMax, rowScales } from '../../src/kernels/matmul.js';
 import { f16BitsToNumber, numberToF16Bits } from '../../src/gpu/gpu.js';
 import { KernelBindingError, ShapeError } from '../../src/errors.js';
-import { expectClose, finiteDifference, randomArray, useGpu } from '../helpers.js';
-import { matmulRef } from '../ref/matmul.js';
+import { expectClose, finiteDifference, maxAbsDiff, randomArray, useGpu } from '../helpers.js';
+import { fakeQuantRef, lsqScaleGradRef, matmulRef, roundHalfEven, rowScalesRef, steMaskRef } from '../ref/matmul.js';
 import { tfCpu } from '../ref/tf.js';
 
 const gpu = useGpu();
@@ -120,7 +120,198 @@ describe('matmul backward', () => {
   });
 });
 
+/**
+ * Values x = s * (q + u) with integer levels q in [-qmax - 3, qmax + 3] (some beyond the clamp)
+ * and |u| <= 0.4, so x / s is never within 0.1 of a rounding tie: f32 and float64 then round
+ * alike and the fused kernel can be compared with an explicit float64 fake quantization.
+ */
+function quantizable(scale: ArrayLike<number>, cols: number, qmax: number, seed: number): Float32Array {
+  const level = randomArray(scale.length * cols, seed);
+  const frac = randomArray(scale.length * cols, seed + 1, 0.4);
+  return Float32Array.from(level, (l, i) => scale[Math.floor(i / cols)]! * (Math.round(l * (qmax + 3)) + frac[i]!));
+}
+
+/** Per-row scales around 1/qmax (so quantized values are O(1)), deterministic. */
+function scalesFor(rows: number, qmax: number, seed: number): Float32Array {
+  return Float32Array.from(randomArray(rows, seed), (u) => (1 + 0.5 * u) / qmax);
+}
+
+describe('matmul with fused fake quantization', () => {
+  const cases: { name: string; M: number; N: number; K: number; bits: number; transA?: boolean; transB?: boolean; quantA?: boolean; batch?: number }[] = [
+    { name: 'weights int8, B^T (Whisper layout), odd shape', M: 37, N: 70, K: 29, bits: 8, transB: true },
+    { name: 'weights int4, B^T', M: 19, N: 65, K: 41, bits: 4, transB: true },
+    { name: 'weights and per-token activations int8, B^T', M: 45, N: 23, K: 67, bits: 8, transB: true, quantA: true },
+    { name: 'int4 both, plain layout (scales along k)', M: 9, N: 71, K: 33, bits: 4, quantA: true },
+    { name: 'int8 both, both transposed (A scales along k)', M: 66, N: 13, K: 20, bits: 8, transA: true, transB: true, quantA: true },
+    { name: 'batched activations with shared int8 weights', M: 17, N: 30, K: 24, bits: 8, transB: true, quantA: true, batch: 3 },
+  ];
+  for (const c of cases) {
+    it(c.name, async () => {
+      const g = gpu();
+      const batch = c.batch ?? 1;
+      const qmax = quantMax(c.bits);
+      const [aRows, aCols] = c.transA ? [c.K, c.M] : [c.M, c.K];
+      const [bRows, bCols] = c.transB ? [c.N, c.K] : [c.K, c.N];
+      const sa = scalesFor(batch * aRows, qmax, 20);
+      const sb = scalesFor(bRows, qmax, 21);
+      const aHost = c.quantA ? quantizable(sa, aCols, qmax, 22) : randomArray(batch * aRows * aCols, 22);
+      const bHost = quantizable(sb, bCols, qmax, 24);
+      const aShape = batch > 1 ? [batch, aRows, aCols] : [aRows, aCols];
+      const out = g.empty(batch > 1 ? [batch, c.M, c.N] : [c.M, c.N], 'f32', 'out');
+      const quantA = c.quantA ? { scale: g.upload(sa, [batch * aRows], 'f32', 'sa'), bits: c.bits } : undefined;
+      const quantB = { scale: g.upload(sb, [bRows], 'f32', 'sb'), bits: c.bits };
+      await g.run((rec) => matmul(rec, g.upload(aHost, aShape, 'f32', 'a'), g.upload(bHost, [bRows, bCols], 'f32', 'w'), out, { transA: c.transA, transB: c.transB, quantA, quantB }));
+      const aHat = c.quantA ? fakeQuantRef(aHost, sa, aCols, qmax) : aHost;
+      const bHat = fakeQuantRef(bHost, sb, bCols, qmax);
+      const shape = { batch, M: c.M, N: c.N, K: c.K, batchA: batch > 1, batchB: false };
+      const expected = matmulRef(aHat, bHat, shape, { transA: c.transA, transB: c.transB });
+      // Same f32 accumulation bound as the plain product: the quantized operands are exact.
+      expectClose(await g.readF32(out), expected, tol, c.name);
+      // The quantization must matter, or this test could not tell fused from plain loads.
+      expect(maxAbsDiff(expected, matmulRef(aHost, bHost, shape, { transA: c.transA, transB: c.transB }))).toBeGreaterThan(1e-3);
+    });
+  }
+
+  it('rounds half to even, as int8 export must', async () => {
+    const g = gpu();
+    // w / s with s = 0.25 hits exact ties k + 0.5; with A = I the output is W_hat^T itself.
+    const [N, K] = [12, 4];
+    const w = Float32Array.from({ length: N * K }, (_, i) => (i - 24) * 0.125);
+    const s = new Float32Array(N).fill(0.25);
+    const eye = Float32Array.from({ length: K * K }, (_, i) => (i % (K + 1) === 0 ? 1 : 0));
+    const out = g.empty([K, N]);
+    await g.run((rec) => matmul(rec, g.upload(eye, [K, K]), g.upload(w, [N, K]), out, { transB: true, quantB: { scale: g.upload(s, [N]), bits: 8 } }));
+    const got = await g.readF32(out);
+    const halfEven = Float64Array.from({ length: K * N }, (_, i) => roundHalfEven(w[(i % N) * K + Math.floor(i / N)]! / 0.25) * 0.25);
+    const halfAway = Float64Array.from({ length: K * N }, (_, i) => Math.sign(w[(i % N) * K + Math.floor(i / N)]!) * Math.round(Math.abs(w[(i % N) * K + Math.floor(i / N)]! / 0.25)) * 0.25);
+    expect(maxAbsDiff(halfEven, halfAway)).toBeGreaterThan(0.2); // the data has ties the modes disagree on
+    expectClose(got, halfEven, { atol: 0, rtol: 0 }, 'half-to-even');
+  });
+
+  it('per-row scales (bits 8 and 4) with an all-zero row, which gets scale 1 and no NaN', async () => {
+    const g = gpu();
+    const [rows, cols] = [70, 131];
+    const x = randomArray(rows * cols, 30, 3);
+    x.fill(0, 5 * cols, 6 * cols);
+    for (const bits of [8, 4]) {
+      const scale = g.empty([rows], 'f32', 'scale');
+      await g.run((rec) => rowScales(rec, g.upload(x, [rows, cols], 'f32', 'x'), scale, { bits }));
+      const got = await g.readF32(scale);
+      expect(got[5]).toBe(1);
+      // One f32 division of an exactly found maximum: within 1 ulp.
+      expectClose(got, rowScalesRef(x, cols, quantMax(bits)), { atol: 0, rtol: 1.2e-7 }, `scales, ${bits} bits`);
+      // The zero row fake-quantizes to zeros through the fused load (no 0/0).
+      const out = g.empty([1, rows]);
+      await g.run((rec) => matmul(rec, g.upload(new Float32Array(cols).fill(1), [1, cols]), g.upload(x, [rows, cols]), out, { transB: true, quantB: { scale, bits } }));
+      const y = await g.readF32(out);
+      expect(y[5]).toBe(0);
+      expect(y.every(Number.isFinite)).toBe(true);
+    }
+  });
+});
+
+describe('fake-quant backward (straight-through estimator, LSQ scales)', () => {
+  for (const bits of [8, 4]) {
+    it(`dX, STE-masked dW and LSQ dScale vs float64, finite differences of the STE surrogate and TF.js (${bits} bits)`, async () => {
+      const g = gpu();
+      const qmax = quantMax(bits);
+      const [M, N, K] = [6, 9, 13];
+      // Scales below max|W_c| / qmax for some channels, so the clamp saturates there.
+      const s = Float32Array.from(scalesFor(N, qmax, 40), (v, c) => (c % 3 === 0 ? v * 0.6 : v));
+      const w = quantizable(s, K, qmax, 41);
+      const x = randomArray(M * K, 43);
+      const gy = randomArray(M * N, 44);
+      const lsqFactor = 1 / Math.sqrt(K * qmax); // LSQ's gradient scale, as a uniform
+      // L = sum(gy * (x @ w_hat^T)), w_hat = s * round(clamp(w / s, -qmax, qmax)).
+      const xT = g.upload(x, [M, K], 'f32', 'x');
+      const wT = g.upload(w, [N, K], 'f32', 'w');
+      const sT = g.upload(s, [N], 'f32', 's');
+      const gx = g.empty([M, K], 'f32', 'gx');
+      const gw = g.empty([N, K], 'f32', 'gw');
+      const gs = g.upload(new Float32Array(N).fill(0.25), [N], 'f32', 'gs');
+      const quantB = { scale: sT, bits };
+      await g.run((rec) => {
+        matmulBackward(rec, xT, wT, g.upload(gy, [M, N], 'f32', 'gy'), { a: gx, b: gw }, { transB: true, quantB });
+        fakeQuantGrad(rec, wT, sT, gw, { bits, gradScale: gs, lsqFactor, accumulateScale: true });
+      });
+      const [gxGpu, gwGpu, gsGpu] = [await g.readF32(gx), await g.readF32(gw), await g.readF32(gs)];
+
+      // float64: dW_hat = gy^T @ x; dX = gy @ W_hat.
+      const wHat = fakeQuantRef(w, s, K, qmax);
+      const dwHat = matmulRef(gy, x, { batch: 1, M: N, N: K, K: M, batchA: false, batchB: false }, { transA: true });
+      const masked = steMaskRef(w, s, dwHat, K, qmax);
+      expect(masked.filter((v) => v === 0).length).toBeGreaterThan(0); // the mask is exercised
+      expect(masked.filter((v) => v !== 0).length).toBeGreaterThan(N * K / 2);
+      expectClose(gxGpu, matmulRef(gy, wHat, { batch: 1, M, N: K, K: N, batchA: false, batchB: false }), tol, 'dX vs float64');
+      expectClose(gwGpu, masked, tol, 'dW vs float64 masked gradient');
+      expectClose(gsGpu, lsqScaleGradRef(w, s, dwHat, K, qmax, lsqFactor).map((v) => v + 0.25), { atol: 1e-5, rtol: 1e-5 }, 'dScale vs float64 LSQ');
+
+      // Finite differences of the loss itself are meaningless (round() is a staircase: zero
+      // slope almost everywhere, jumps at ties). The STE rule says: differentiate as if
+      // round(u) were u + (round(u0) - u0), a constant offset frozen at the current point u0,
+      // with the clamp applied to v = w / s before rounding (LSQ). That surrogate is smooth
+      // between clamp kinks, so central differences of it in float64 check the STE mask and
+      // the LSQ formula independently of how they are written above.
+      const clamp = (v: number) => Math.min(qmax, Math.max(-qmax, v));
+      const offset = Float64Array.from(w, (wi, i) => roundHalfEven(clamp(wi / s[Math.floor(i / K)]!)) - clamp(wi / s[Math.floor(i / K)]!));
+      const surrogateLoss = (wv: ArrayLike<number>, sv: ArrayLike<number>) => {
+        const wh = Float64Array.from({ length: N * K }, (_, i) => sv[Math.floor(i / K)]! * (clamp(wv[i]! / sv[Math.floor(i / K)]!) + offset[i]!));
+        return matmulRef(x, wh, { batch: 1, M, N, K, batchA: false, batchB: false }, { transB: true }).reduce((acc, v, i) => acc + v * gy[i]!, 0);
+      };
+      expectClose(gwGpu, finiteDifference((wv) => surrogateLoss(wv, s), w, 1e-6), { atol: 1e-4, rtol: 1e-4 }, 'dW vs finite differences');
+      const fdS = finiteDifference((sv) => surrogateLoss(w, sv), s, 1e-7);
+      expectClose(gsGpu, fdS.map((v) => v * lsqFactor + 0.25), { atol: 1e-4, rtol: 1e-4 }, 'dScale vs finite differences');
+
+      // TF.js: the same surrogate written with a custom-gradient round and clipByValue (whose
+      // gradient passes inside [-qmax, qmax] inclusive, like the mask).
+      const tf = await tfCpu();
+      type T = import('@tensorflow/tfjs-core').Tensor;
+      const roundSte = tf.customGrad((u) => ({ value: tf.round(u as T), gradFunc: (dy: T) => dy }));
+      const [tX, tW, tS] = tf.grads((xv: T, wv: T, sv: T) => {
+        const wq = tf.mul(roundSte(tf.clipByValue(tf.div(wv, sv), -qmax, qmax)) as T, sv);
+        return tf.sum(tf.mul(tf.matMul(xv, wq, false, true), tf.tensor2d(gy, [M, N])));
+      })([tf.tensor2d(x, [M, K]), tf.tensor2d(w, [N, K]), tf.tensor2d(s, [N, 1])]);
+      expectClose(gxGpu, await tX!.data(), { atol: 1e-5, rtol: 1e-5 }, 'dX vs TF.js');
+      expectClose(gwGpu, await tW!.data(), { atol: 1e-5, rtol: 1e-5 }, 'dW vs TF.js');
+      expectClose(gsGpu, Float64Array.from(await tS!.data(), (v) => v * lsqFactor + 0.25), { atol: 1e-5, rtol: 1e-4 }, 'dScale vs TF.js');
+    });
+  }
+
+  it('dW with per-token activation fake-quant uses X_hat (fused into the backward product)', async () => {
+    const g = gpu();
+    const qmax = quantMax(8);
+    const [M, N, K] = [21, 10, 35];
+    const sx = scalesFor(M, qmax, 50);
+    const sw = scalesFor(N, qmax, 51);
+    const x = quantizable(sx, K, qmax, 52);
+    const w = quantizable(sw, K, qmax, 54);
+    const gy = randomArray(M * N, 56);
+    const gx = g.empty([M, K]);
+    const gw = g.empty([N, K]);
+    const quantA = { scale: g.upload(sx, [M]), bits: 8 };
+    const quantB = { scale: g.upload(sw, [N]), bits: 8 };
+    await g.run((rec) => matmulBackward(rec, g.upload(x, [M, K]), g.upload(w, [N, K]), g.upload(gy, [M, N]), { a: gx, b: gw }, { transB: true, quantA, quantB }));
+    const xHat = fakeQuantRef(x, sx, K, qmax);
+    const wHat = fakeQuantRef(w, sw, K, qmax);
+    // STE for the dynamic activation quantization passes dX through: dX = gy @ W_hat.
+    expectClose(await g.readF32(gx), matmulRef(gy, wHat, { batch: 1, M, N: K, K: N, batchA: false, batchB: false }), tol, 'dX');
+    expectClose(await g.readF32(gw), matmulRef(gy, xHat, { batch: 1, M: N, N: K, K: M, batchA: false, batchB: false }, { transA: true }), tol, 'dW_hat = gy^T @ X_hat');
+  });
+});
+
 describe('matmul argument checks', () => {
+  it('names the tensors when fake-quant scales have the wrong length', () => {
+    const g = gpu();
+    const rec = g.record();
+    const x = g.empty([4, 5], 'f32', 'x');
+    const w = g.empty([7, 5], 'f32', 'w');
+    const bad = g.empty([5], 'f32', 'sw');
+    expect(() => matmul(rec, x, w, g.empty([4, 7]), { transB: true, quantB: { scale: bad } })).toThrow(ShapeError);
+    expect(() => matmul(rec, x, w, g.empty([4, 7]), { transB: true, quantB: { scale: bad } })).toThrow(/scales of "w": tensor "sw" has shape \[5\], expected \[7\]/);
+    expect(() => fakeQuantGrad(rec, w, g.empty([7]), g.empty([4, 5], 'f32', 'gw'))).toThrow(/tensor "gw" has shape \[4, 5\], expected \[7, 5\]/);
+    expect(() => matmul(rec, x, w, g.empty([4, 7]), { transB: true, quantB: { scale: g.empty([7]), bits: 1 } })).toThrow(RangeError);
+  });
+
   it('names the tensors when inner dimensions differ', () => {
     const g = gpu();
     const rec = g.record();

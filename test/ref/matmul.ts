@@ -54,3 +54,51 @@ export function erfRef(x: number): number {
 export function geluRef(x: number): number {
   return 0.5 * x * (1 + erfRef(x / Math.SQRT2));
 }
+
+/** Round half to even, as WGSL round() does. */
+export function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/**
+ * Fake quantization per row of a row-major [rows, cols] array: clamp(round(x/s), -qmax, qmax) * s
+ * with s = scale[row]; s <= 0 gives 0 (the kernels' guard).
+ */
+export function fakeQuantRef(x: ArrayLike<number>, scale: ArrayLike<number>, cols: number, qmax: number): Float64Array {
+  return Float64Array.from({ length: x.length }, (_, i) => {
+    const s = scale[Math.floor(i / cols)]!;
+    return s > 0 ? Math.min(qmax, Math.max(-qmax, roundHalfEven(x[i]! / s))) * s : 0;
+  });
+}
+
+/** max|row| / qmax per row, 1 for an all-zero row. */
+export function rowScalesRef(x: ArrayLike<number>, cols: number, qmax: number): Float64Array {
+  return Float64Array.from({ length: x.length / cols }, (_, r) => {
+    let m = 0;
+    for (let k = 0; k < cols; k++) m = Math.max(m, Math.abs(x[r * cols + k]!));
+    return m > 0 ? m / qmax : 1;
+  });
+}
+
+/** Straight-through estimator: grad where |w/s| <= qmax (and s > 0), else 0. */
+export function steMaskRef(w: ArrayLike<number>, scale: ArrayLike<number>, grad: ArrayLike<number>, cols: number, qmax: number): Float64Array {
+  return Float64Array.from({ length: w.length }, (_, i) => {
+    const s = scale[Math.floor(i / cols)]!;
+    return s > 0 && Math.abs(w[i]! / s) <= qmax ? grad[i]! : 0;
+  });
+}
+
+/** LSQ scale gradient per row: factor * sum grad * (round(v) - v inside the clamp, sign(v) * qmax outside). */
+export function lsqScaleGradRef(w: ArrayLike<number>, scale: ArrayLike<number>, grad: ArrayLike<number>, cols: number, qmax: number, factor = 1): Float64Array {
+  return Float64Array.from({ length: scale.length }, (_, r) => {
+    const s = scale[r]!;
+    if (!(s > 0)) return 0;
+    let sum = 0;
+    for (let k = 0; k < cols; k++) {
+      const v = w[r * cols + k]! / s;
+      sum += grad[r * cols + k]! * (Math.abs(v) <= qmax ? roundHalfEven(v) - v : Math.sign(v) * qmax);
+    }
+    return factor * sum;
+  });
+}
