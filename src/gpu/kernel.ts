@@ -13,6 +13,11 @@ import { dtypeBytes, numel, type DType, type Tensor } from './tensor.js';
 export interface ShaderVariant {
   /** `enable` directives to prepend, e.g. ['f16'] or ['subgroups']. */
   enable?: readonly string[];
+  /**
+   * WGSL language features (`requires` directives) to prepend, e.g.
+   * ['packed_4x8_integer_dot_product']; like `enable`, they select `// #if` blocks.
+   */
+  requires?: readonly string[];
   /** Type aliases to rewrite: `{ S: 'f16' }` turns `alias S = f32;` into `alias S = f16;`. */
   aliases?: Readonly<Record<string, string>>;
 }
@@ -78,7 +83,7 @@ export function selectConditionalBlocks(source: string, enabled: readonly string
 
 /** Apply a variant to WGSL source; throws if an alias to rewrite is not declared. */
 export function specializeSource(shader: string, source: string, variant: ShaderVariant | undefined): string {
-  let out = selectConditionalBlocks(source, variant?.enable ?? []);
+  let out = selectConditionalBlocks(source, [...(variant?.enable ?? []), ...(variant?.requires ?? [])]);
   if (!variant) return out;
   for (const [alias, type] of Object.entries(variant.aliases ?? {})) {
     const re = new RegExp(`^alias\\s+${alias}\\s*=\\s*[^;]+;`, 'm');
@@ -86,13 +91,15 @@ export function specializeSource(shader: string, source: string, variant: Shader
     out = out.replace(re, `alias ${alias} = ${type};`);
   }
   const enables = (variant.enable ?? []).map((e) => `enable ${e};\n`).join('');
-  return enables + out;
+  const requires = (variant.requires ?? []).map((r) => `requires ${r};\n`).join('');
+  return enables + requires + out;
 }
 
 function variantKey(spec: KernelSpec): string {
   const v = spec.variant;
   const parts = [
     ...(v?.enable ?? []).map((e) => `+${e}`),
+    ...(v?.requires ?? []).map((r) => `+${r}`),
     ...Object.entries(v?.aliases ?? {}).map(([a, t]) => `${a}=${t}`),
     ...Object.entries(spec.constants ?? {}).map(([k, n]) => `${k}=${n}`),
   ];
