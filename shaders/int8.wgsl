@@ -1,0 +1,183 @@
+// Int8 inference: row quantization with 4-per-u32 packing, and the int8 x int8 matmul
+//   y[m, n] = a[m] * s[n] * sum_k xq[m, k] * wq[n, k] (+ bias[n]) (-> GELU)
+// with the integer sum accumulated exactly in i32.
+//
+// Quantization convention (the same as the fake quantization of shaders/matmul.wgsl, so the
+// int8 forward reproduces the trained fake-quant forward): per row r (an output channel of a
+// weight stored [out, in], or a token of the activations), symmetric,
+//   scale[r] = max_k |x[r, k]| / qmax,  q = clamp(round(x / scale[r]), -qmax, qmax),
+// qmax = 2^(bits-1) - 1 (127 for int8, 7 for int4), round() = WGSL's round-half-to-even. An
+// all-zero row gets scale 1 (all q = 0, no NaN).
+//
+// Packing: row r of a [rows, K] matrix becomes ceil(K/4) u32 words; word j holds q[r, 4j + b] as
+// a two's-complement byte in bits 8b..8b+7 (element 4j in the low byte), the layout
+// dot4I8Packed reads; K is padded with zeros to a multiple of 4. 4-bit weights use the same
+// int8 lanes (values in [-7, 7]), so the matmul needs no second path.
+//
+// The dot product of two packed words has a path per device: dot4I8Packed where the WGSL
+// language feature packed_4x8_integer_dot_product exists (the host builds that variant, which
+// also prepends `requires`), and core-WGSL byte extraction otherwise. Both give the same i32,
+// so the outputs are bit-identical.
+
+// Row quantization. One workgroup of 64 per row; rows are spread over x and y of the grid so
+// that more than 65535 rows fit the dispatch limits.
+struct QuantParams {
+  rows: u32,
+  cols: u32,
+  // ceil(cols / 4): packed words per row.
+  words: u32,
+  // 2^(bits-1) - 1.
+  qmax: f32,
+}
+
+@group(0) @binding(0) var<uniform> q_params: QuantParams;
+@group(0) @binding(1) var<storage, read> q_x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> q_packed: array<u32>;
+@group(0) @binding(3) var<storage, read_write> q_scale_out: array<f32>;
+@group(0) @binding(3) var<storage, read> q_scale_in: array<f32>;
+
+const QWG: u32 = 64u;
+var<workgroup> q_partial: array<f32, QWG>;
+
+fn q_row(wg: vec3u, nwg: vec3u) -> u32 { return wg.y * nwg.x + wg.x; }
+
+// Max of v over the workgroup (a shared-memory tree), returned to every invocation.
+fn q_max(lane: u32, v: f32) -> f32 {
+  q_partial[lane] = v;
+  workgroupBarrier();
+  for (var step = QWG / 2u; step > 0u; step /= 2u) {
+    if (lane < step) { q_partial[lane] = max(q_partial[lane], q_partial[lane + step]); }
+    workgroupBarrier();
+  }
+  return q_partial[0];
+}
+
+// Quantize row r with `scale` and write its packed words. A scale <= 0 (possible only for
+// given scales) quantizes the row to 0, as fake_quant in matmul.wgsl does.
+fn pack_row(r: u32, scale: f32, lane: u32) {
+  let cols = q_params.cols;
+  let qmax = q_params.qmax;
+  let divisor = select(1.0, scale, scale > 0.0);
+  for (var w = lane; w < q_params.words; w += QWG) {
+    var word = 0u;
+    for (var b = 0u; b < 4u; b++) {
+      let k = 4u * w + b;
+      if (k < cols && scale > 0.0) {
+        let q = i32(clamp(round(q_x[r * cols + k] / divisor), -qmax, qmax));
+        word |= (bitcast<u32>(q) & 0xffu) << (8u * b);
+      }
+    }
+    q_packed[r * q_params.words + w] = word;
+  }
+}
+
+// scale_out[r] = max|x[r, :]| / qmax (1 for an all-zero row), and packed[r, :] = q(x[r, :]).
+@compute @workgroup_size(QWG)
+fn quantize_rows(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let r = q_row(wg, nwg);
+  if (r >= q_params.rows) { return; }  // uniform per workgroup, so the barriers stay uniform
+  var m = 0.0;
+  for (var k = lid.x; k < q_params.cols; k += QWG) { m = max(m, abs(q_x[r * q_params.cols + k])); }
+  m = q_max(lid.x, m);
+  let scale = select(1.0, m / q_params.qmax, m > 0.0);
+  pack_row(r, scale, lid.x);
+  if (lid.x == 0u) { q_scale_out[r] = scale; }
+}
+
+// packed[r, :] = q(x[r, :]) with the given scale_in[r] (e.g. learned LSQ scales at export).
+@compute @workgroup_size(QWG)
+fn quantize_rows_given_scales(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let r = q_row(wg, nwg);
+  if (r >= q_params.rows) { return; }
+  pack_row(r, q_scale_in[r], lid.x);
+}
+
+// Int8 matmul. Kernel shape as shaders/matmul.wgsl (its bench/lab/matmul v3, the fastest
+// portable one on lavapipe): a workgroup of 8 invocations computes an 8-row x 64-column tile
+// straight from global memory, each invocation 8 rows x 8 columns 8 apart; per packed k-step
+// it loads 8 + 8 words for 64 four-way dot products.
+struct MatmulParams {
+  M: u32,
+  N: u32,
+  // Packed words per row of x and of w: ceil(K / 4).
+  words: u32,
+}
+
+override HAS_BIAS: bool = false;
+override GELU: bool = false;
+
+@group(0) @binding(0) var<uniform> params: MatmulParams;
+// x quantized per row: packed [M, words], scale [M].
+@group(0) @binding(1) var<storage, read> x_packed: array<u32>;
+@group(0) @binding(2) var<storage, read> x_scale: array<f32>;
+// The weight [N, K] quantized per output channel: packed [N, words], scale [N].
+@group(0) @binding(3) var<storage, read> w_packed: array<u32>;
+@group(0) @binding(4) var<storage, read> w_scale: array<f32>;
+@group(0) @binding(5) var<storage, read> bias: array<f32>;
+@group(0) @binding(6) var<storage, read_write> y: array<f32>;
+
+const R: u32 = 8u;  // rows per workgroup (and per invocation)
+const C: u32 = 8u;  // columns per invocation, 8 apart: a workgroup covers 8 * C columns
+
+// Sum of the four products of the signed bytes of a and b.
+fn dot4_i8(a: u32, b: u32) -> i32 {
+// #if packed_4x8_integer_dot_product
+  return dot4I8Packed(a, b);
+// #else
+  // extractBits on i32 sign-extends the byte; core WGSL only.
+  let ai = bitcast<i32>(a);
+  let bi = bitcast<i32>(b);
+  return extractBits(ai, 0u, 8u) * extractBits(bi, 0u, 8u) + extractBits(ai, 8u, 8u) * extractBits(bi, 8u, 8u) +
+         extractBits(ai, 16u, 8u) * extractBits(bi, 16u, 8u) + extractBits(ai, 24u, 8u) * extractBits(bi, 24u, 8u);
+// #endif
+}
+
+// Copied from shaders/matmul.wgsl (WGSL has no includes): exact GELU with
+// erf |error| < 1.2e-7 (Numerical Recipes erfc, Chebyshev fit).
+fn gelu_erf(x: f32) -> f32 {
+  return 0.5 * x * (1.0 + erf_approx(x * 0.7071067811865476));
+}
+
+fn erf_approx(x: f32) -> f32 {
+  let z = abs(x);
+  let t = 1.0 / (1.0 + 0.5 * z);
+  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
+          t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 +
+          t * (-0.82215223 + t * 0.17087277)))))))));
+  return select(r - 1.0, 1.0 - r, x >= 0.0);
+}
+
+@compute @workgroup_size(8, 1, 1)
+fn int8_matmul(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let M = params.M;
+  let N = params.N;
+  let words = params.words;
+  // Rows and columns past the edge are clamped to the last one (computed, never stored), so
+  // the k loop has no bounds checks.
+  var row: array<u32, R>;
+  var col: array<u32, C>;
+  for (var i = 0u; i < R; i++) { row[i] = min(wg.y * R + i, M - 1u); }
+  for (var j = 0u; j < C; j++) { col[j] = min(wg.x * 8u * C + j * 8u + lid.x, N - 1u); }
+  var acc: array<array<i32, C>, R>;
+  for (var k = 0u; k < words; k++) {
+    var wv: array<u32, C>;
+    for (var j = 0u; j < C; j++) { wv[j] = w_packed[col[j] * words + k]; }
+    for (var i = 0u; i < R; i++) {
+      let xv = x_packed[row[i] * words + k];
+      for (var j = 0u; j < C; j++) { acc[i][j] += dot4_i8(xv, wv[j]); }
+    }
+  }
+  for (var i = 0u; i < R; i++) {
+    let m = wg.y * R + i;
+    if (m >= M) { break; }
+    let a = x_scale[m];
+    for (var j = 0u; j < C; j++) {
+      let n = wg.x * 8u * C + j * 8u + lid.x;
+      if (n >= N) { continue; }
+      var v = (a * w_scale[n]) * f32(acc[i][j]);
+      if (HAS_BIAS) { v += bias[n]; }
+      if (GELU) { v = gelu_erf(v); }
+      y[m * N + n] = v;
+    }
+  }
+}
