@@ -1,5 +1,5 @@
 import { ShapeError } from '../errors.js';
-import type { Recorder } from '../gpu/gpu.js';
+import type { Gpu, Recorder } from '../gpu/gpu.js';
 import type { KernelSpec } from '../gpu/kernel.js';
 import { expectDType, expectShape, numel, type Tensor } from '../gpu/tensor.js';
 import { quantMax } from './matmul.js';
@@ -127,12 +127,17 @@ export function quantizeRows(rec: Recorder, x: Tensor, q: Int8Matrix, opts: { bi
   );
 }
 
-/** The kernel of `int8Matmul` on this recorder's device: the dot4I8Packed variant where it exists. */
-export function int8MatmulSpec(rec: Recorder, opts: { bias?: boolean; gelu?: boolean } = {}): KernelSpec {
+/**
+ * The kernel of `int8Matmul`: the dot4I8Packed variant where the device has the language feature
+ * (or as `dot4` says: false forces the core-WGSL fallback, true throws where it is missing).
+ */
+export function int8MatmulSpec(gpu: Gpu, opts: { bias?: boolean; gelu?: boolean; dot4?: boolean } = {}): KernelSpec {
+  const has = gpu.features.dot4I8Packed;
+  if (opts.dot4 && !has) throw new Error('int8Matmul: dot4I8Packed was asked for, but this device lacks the WGSL language feature packed_4x8_integer_dot_product');
   return {
     shader: 'int8',
     entry: 'int8_matmul',
-    ...(rec.gpu.features.dot4I8Packed ? { variant: { requires: ['packed_4x8_integer_dot_product'] } } : {}),
+    ...((opts.dot4 ?? has) ? { variant: { requires: ['packed_4x8_integer_dot_product'] } } : {}),
     constants: { HAS_BIAS: opts.bias ? 1 : 0, GELU: opts.gelu ? 1 : 0 },
   };
 }
@@ -143,9 +148,16 @@ export function int8MatmulSpec(rec: Recorder, opts: { bias?: boolean; gelu?: boo
  * fake-quant forward x_hat @ W_hat^T + bias up to f32 rounding of the final scaling.
  * x: rows-quantized activations [M, K] (from `quantizeRows`); w: weight [N, K] quantized per
  * output channel; bias f32 [N]; out f32 [..., N] with M rows in all. Uses dot4I8Packed where the
- * device has it, else core-WGSL byte arithmetic; both give bit-identical results.
+ * device has it, else core-WGSL byte arithmetic (`dot4` overrides, see `int8MatmulSpec`); both
+ * give bit-identical results.
  */
-export function int8Matmul(rec: Recorder, x: Int8Matrix, w: Int8Matrix, out: Tensor, opts: { bias?: Tensor; gelu?: boolean; label?: string } = {}): void {
+export function int8Matmul(
+  rec: Recorder,
+  x: Int8Matrix,
+  w: Int8Matrix,
+  out: Tensor,
+  opts: { bias?: Tensor; gelu?: boolean; dot4?: boolean; label?: string } = {},
+): void {
   const what = `int8Matmul${opts.label ? ` (${opts.label})` : ''}`;
   if (x.cols !== w.cols) throw new ShapeError(`${what}: inner dimensions differ: "${x.packed.label}" has K=${x.cols}, "${w.packed.label}" has K=${w.cols}`);
   const K = x.cols;
@@ -167,7 +179,7 @@ export function int8Matmul(rec: Recorder, x: Int8Matrix, w: Int8Matrix, out: Ten
     expectDType(opts.bias, ['f32'], what);
   }
   rec.dispatch(
-    int8MatmulSpec(rec, { bias: !!opts.bias, gelu: opts.gelu }),
+    int8MatmulSpec(rec.gpu, { bias: !!opts.bias, gelu: opts.gelu, dot4: opts.dot4 }),
     {
       // Without a bias the binding still exists in the WGSL; the stand-in is never read.
       tensors: { x_packed: x.packed, x_scale: x.scales, w_packed: w.packed, w_scale: w.scales, bias: opts.bias ?? w.scales, y: out },

@@ -228,9 +228,11 @@ describe('kernel variants and argument checks', () => {
   it('int8Matmul picks the variant by gpu.features.dot4I8Packed', async () => {
     const fallback = fallbackGpu();
     expect(fallback.features.dot4I8Packed).toBe(false);
-    expect(int8MatmulSpec(fallback.record()).variant).toBeUndefined();
+    expect(int8MatmulSpec(fallback).variant).toBeUndefined();
+    expect(() => int8MatmulSpec(fallback, { dot4: true })).toThrow(/packed_4x8_integer_dot_product/);
     const g = gpu();
-    expect(int8MatmulSpec(g.record()).variant?.requires ?? []).toEqual(g.features.dot4I8Packed ? ['packed_4x8_integer_dot_product'] : []);
+    expect(int8MatmulSpec(g).variant?.requires ?? []).toEqual(g.features.dot4I8Packed ? ['packed_4x8_integer_dot_product'] : []);
+    expect(int8MatmulSpec(g, { dot4: false }).variant).toBeUndefined();
   });
 
   it('wrong shapes throw ShapeError naming the tensors', async () => {
