@@ -16,8 +16,8 @@
 //
 // The dot product of two packed words has a path per device: dot4I8Packed where the WGSL
 // language feature packed_4x8_integer_dot_product exists (the host builds that variant, which
-// also prepends `requires`), and core-WGSL byte extraction otherwise. Both give the same i32,
-// so the outputs are bit-identical.
+// also prepends `requires`), and core-WGSL byte unpacking with an integer dot() otherwise. Both
+// give the same exact i32 sums, so the outputs are bit-identical.
 
 // Row quantization. One workgroup of 64 per row; rows are spread over x and y of the grid so
 // that more than 65535 rows fit the dispatch limits.
@@ -119,18 +119,21 @@ override GELU: bool = false;
 const R: u32 = 8u;  // rows per workgroup (and per invocation)
 const C: u32 = 8u;  // columns per invocation, 8 apart: a workgroup covers 8 * C columns
 
-// Sum of the four products of the signed bytes of a and b.
-fn dot4_i8(a: u32, b: u32) -> i32 {
+// The four signed bytes of a packed word, in the form the dot product below takes: the word
+// itself for dot4I8Packed; else unpacked once into vec4<i32> (core WGSL: shift the byte to the
+// top, arithmetic shift back to sign-extend), so each unpack serves a whole row or column of
+// the register tile and every product is a plain integer dot().
 // #if packed_4x8_integer_dot_product
-  return dot4I8Packed(a, b);
+alias Lanes = u32;
+fn lanes_of(word: u32) -> Lanes { return word; }
+fn dot4_i8(a: Lanes, b: Lanes) -> i32 { return dot4I8Packed(a, b); }
 // #else
-  // extractBits on i32 sign-extends the byte; core WGSL only.
-  let ai = bitcast<i32>(a);
-  let bi = bitcast<i32>(b);
-  return extractBits(ai, 0u, 8u) * extractBits(bi, 0u, 8u) + extractBits(ai, 8u, 8u) * extractBits(bi, 8u, 8u) +
-         extractBits(ai, 16u, 8u) * extractBits(bi, 16u, 8u) + extractBits(ai, 24u, 8u) * extractBits(bi, 24u, 8u);
-// #endif
+alias Lanes = vec4<i32>;
+fn lanes_of(word: u32) -> Lanes {
+  return (vec4<i32>(bitcast<i32>(word)) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u);
 }
+fn dot4_i8(a: Lanes, b: Lanes) -> i32 { return dot(a, b); }
+// #endif
 
 // Copied from shaders/matmul.wgsl (WGSL has no includes): exact GELU with
 // erf |error| < 1.2e-7 (Numerical Recipes erfc, Chebyshev fit).
@@ -160,10 +163,10 @@ fn int8_matmul(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) l
   for (var j = 0u; j < C; j++) { col[j] = min(wg.x * 8u * C + j * 8u + lid.x, N - 1u); }
   var acc: array<array<i32, C>, R>;
   for (var k = 0u; k < words; k++) {
-    var wv: array<u32, C>;
-    for (var j = 0u; j < C; j++) { wv[j] = w_packed[col[j] * words + k]; }
+    var wv: array<Lanes, C>;
+    for (var j = 0u; j < C; j++) { wv[j] = lanes_of(w_packed[col[j] * words + k]); }
     for (var i = 0u; i < R; i++) {
-      let xv = x_packed[row[i] * words + k];
+      let xv = lanes_of(x_packed[row[i] * words + k]);
       for (var j = 0u; j < C; j++) { acc[i][j] += dot4_i8(xv, wv[j]); }
     }
   }
