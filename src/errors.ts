@@ -44,3 +44,6 @@ export class KernelBindingError extends DqwError {}
 
 /** Tensor shapes or arguments that an operation cannot accept. */
 export class ShapeError extends DqwError {}
+
+/** A model configuration (config.json, preset, ggml hparams) that is missing a field or is inconsistent. */
+export class ConfigError extends DqwError {}
