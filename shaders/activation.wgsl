@@ -31,21 +31,8 @@ fn flat_index(gid: vec3u, nwg: vec3u) -> u32 {
   return gid.y * nwg.x * WG + gid.x;
 }
 
-// Copied from shaders/matmul.wgsl (WGSL has no includes), widened to V: erf with
-// |error| < 1.2e-7 (Numerical Recipes erfc, Chebyshev fit), since WGSL has no erf.
-fn erf_approx(x: V) -> V {
-  let z = abs(x);
-  let t = 1.0 / (1.0 + 0.5 * z);
-  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
-          t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 +
-          t * (-0.82215223 + t * 0.17087277)))))))));
-  return select(r - 1.0, 1.0 - r, x >= V(0.0));
-}
-
-// Standard normal CDF Phi(v).
-fn normal_cdf(v: V) -> V {
-  return 0.5 * (1.0 + erf_approx(v * 0.7071067811865476));
-}
+alias Erf = V;
+// #include "lib/gelu.wgsl"
 
 // y = x * Phi(x), PyTorch's nn.GELU() (approximate='none'), as in Whisper.
 @compute @workgroup_size(256)

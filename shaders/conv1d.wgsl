@@ -37,20 +37,8 @@ var<workgroup> tile_b: array<array<f32, 64>, 16>;  // [k][n]
 // One invocation's 4x4 accumulators.
 alias Acc = array<array<f32, 4>, 4>;
 
-// Copied from shaders/matmul.wgsl (WGSL has no includes) for the fused GELU: erf with
-// |error| < 1.2e-7 (Numerical Recipes erfc, Chebyshev fit), since WGSL has no erf.
-fn erf_approx(x: f32) -> f32 {
-  let z = abs(x);
-  let t = 1.0 / (1.0 + 0.5 * z);
-  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
-          t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 +
-          t * (-0.82215223 + t * 0.17087277)))))))));
-  return select(r - 1.0, 1.0 - r, x >= 0.0);
-}
-
-fn gelu_erf(v: f32) -> f32 {
-  return 0.5 * v * (1.0 + erf_approx(v * 0.7071067811865476));
-}
+alias Erf = f32;
+// #include "lib/gelu.wgsl"
 
 // Each invocation owns outputs (m0 + lid.y + 16i, n0 + lid.x + 16j): neighbouring invocations
 // touch neighbouring time steps, so global reads and channel-major writes coalesce.

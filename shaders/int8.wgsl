@@ -135,20 +135,8 @@ fn lanes_of(word: u32) -> Lanes {
 fn dot4_i8(a: Lanes, b: Lanes) -> i32 { return dot(a, b); }
 // #endif
 
-// Copied from shaders/matmul.wgsl (WGSL has no includes): exact GELU with
-// erf |error| < 1.2e-7 (Numerical Recipes erfc, Chebyshev fit).
-fn gelu_erf(x: f32) -> f32 {
-  return 0.5 * x * (1.0 + erf_approx(x * 0.7071067811865476));
-}
-
-fn erf_approx(x: f32) -> f32 {
-  let z = abs(x);
-  let t = 1.0 / (1.0 + 0.5 * z);
-  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
-          t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 +
-          t * (-0.82215223 + t * 0.17087277)))))))));
-  return select(r - 1.0, 1.0 - r, x >= 0.0);
-}
+alias Erf = f32;
+// #include "lib/gelu.wgsl"
 
 @compute @workgroup_size(8, 1, 1)
 fn int8_matmul(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {

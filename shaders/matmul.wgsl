@@ -50,19 +50,8 @@ override QUANT_B: bool = false;
 const R: u32 = 8u;  // rows per workgroup (and per invocation)
 const C: u32 = 8u;  // columns per invocation, 8 apart: a workgroup covers 8 * C columns
 
-fn gelu_erf(x: f32) -> f32 {
-  return 0.5 * x * (1.0 + erf_approx(x * 0.7071067811865476));
-}
-
-// erf with |error| < 1.2e-7 (Numerical Recipes erfc, Chebyshev fit), since WGSL has no erf.
-fn erf_approx(x: f32) -> f32 {
-  let z = abs(x);
-  let t = 1.0 / (1.0 + 0.5 * z);
-  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
-          t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 +
-          t * (-0.82215223 + t * 0.17087277)))))))));
-  return select(r - 1.0, 1.0 - r, x >= 0.0);
-}
+alias Erf = f32;
+// #include "lib/gelu.wgsl"
 
 /** clamp(round(x / s), -qmax, qmax) * s; a scale s <= 0 (all-zero row) gives 0, never NaN. */
 fn fake_quant(x: f32, s: f32, qmax: f32) -> f32 {

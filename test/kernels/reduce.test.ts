@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { colSum, partialsSize, rowMax, rowSum, sum, sumSquares } from '../../src/kernels/reduce.js';
 import { ShapeError } from '../../src/errors.js';
-import { shaderSources } from '../../src/shaders.gen.js';
 import { expectClose, randomArray, useGpu } from '../helpers.js';
 import { colSumRef, rowReduceRef, sumRef } from '../ref/norm.js';
 
@@ -133,16 +132,6 @@ for (const path of paths) {
     });
   });
 }
-
-describe('shared reduction helpers', () => {
-  const helpers = (source: string) => /^\/\/ BEGIN reduction helpers\n[\s\S]*?^\/\/ END reduction helpers$/m.exec(source)?.[0];
-
-  it('layernorm.wgsl and softmax.wgsl carry the same copy as reduce.wgsl', () => {
-    const original = helpers(shaderSources.reduce!);
-    expect(original).toMatch(/fn wg_sum2/);
-    for (const shader of ['layernorm', 'softmax']) expect(helpers(shaderSources[shader]!), shader).toBe(original);
-  });
-});
 
 describe('reduction argument checks', () => {
   const gpu = paths[1]!.gpu;
