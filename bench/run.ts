@@ -84,6 +84,11 @@ try {
 
   const results: CaseResult[] = [];
   for (const c of (await loadCases()).filter((c) => !filter || filter.test(`${c.family} ${c.name}`))) {
+    const missing = (c.requires ?? []).filter((f) => !gpu.features[f]);
+    if (missing.length > 0) {
+      process.stderr.write(`  ${c.family} ${c.name}: skipped, the device has no ${missing.join(', ')}\n`);
+      continue;
+    }
     const inst = c.setup(gpu);
     try {
       const t = await timeRuns(gpu, (rec) => inst.run(rec), trace);

@@ -1,3 +1,4 @@
+import type { GpuFeatures } from '../src/gpu/device.js';
 import type { Gpu, Recorder } from '../src/gpu/gpu.js';
 
 /**
@@ -13,6 +14,8 @@ export interface BenchCase {
   flops: number;
   /** Bytes read plus written per run, for GB/s. */
   bytes: number;
+  /** Optional features the case needs; the runner skips it (and says so) on devices without them. */
+  requires?: readonly (keyof GpuFeatures)[];
   setup(gpu: Gpu): BenchInstance;
 }
 

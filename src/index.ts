@@ -6,3 +6,14 @@ export { KernelCache, type Kernel, type KernelSpec, type ShaderVariant, type Dis
 export { Profiler, type ProfileEvent, type KernelSummary } from './gpu/profiler.js';
 export { numel, byteSize, dtypeBytes, type DType, type Tensor } from './gpu/tensor.js';
 export * from './kernels/matmul.js';
+export * from './kernels/int8.js';
+export * from './kernels/attention.js';
+export * from './kernels/layernorm.js';
+export * from './kernels/softmax.js';
+export * from './kernels/reduce.js';
+export * from './kernels/activation.js';
+export * from './kernels/conv1d.js';
+export * from './kernels/embedding.js';
+export * from './kernels/losses.js';
+export * from './kernels/adamw.js';
+export * from './model/config.js';

@@ -25,8 +25,8 @@ function matmulCase(s: (typeof shapes)[number], dot4: boolean): BenchCase {
     // Integer multiply-adds counted as flops.
     flops: 2 * M * N * K,
     bytes: 4 * ((M + N) * words + M + N + M * N + (s.gelu ? N : 0)),
+    ...(dot4 ? { requires: ['dot4I8Packed'] as const } : {}),
     setup(gpu: Gpu) {
-      if (dot4 && !gpu.features.dot4I8Packed) throw new Error(`int8 ${s.label}: this device lacks dot4I8Packed; filter the dot4I8Packed cases out`);
       const x = int8Matrix(gpu, M, K, 'x');
       const w = int8Matrix(gpu, N, K, 'w');
       const bias = gpu.empty([N], 'f32', 'bias');

@@ -20,8 +20,8 @@ function matmulCase(s: (typeof shapes)[number], dtype: 'f32' | 'f16', quant: boo
     // The product, plus divide/round/clamp/multiply once per weight element when quantizing.
     flops: 2 * M * N * K + (quant ? 4 * N * K : 0),
     bytes: (M * K + N * K) * el + M * N * 4 + (quant ? N * 4 : 0),
+    ...(dtype === 'f16' ? { requires: ['shaderF16'] as const } : {}),
     setup(gpu: Gpu) {
-      if (dtype === 'f16' && !gpu.features.shaderF16) throw new Error(`matmul ${s.label} f16: this device has no shader-f16; filter the f16 cases out`);
       const x = gpu.empty([M, K], dtype, 'x');
       const w = gpu.empty([N, K], dtype, 'w');
       const out = gpu.empty([M, N], 'f32', 'out');
@@ -34,7 +34,6 @@ function matmulCase(s: (typeof shapes)[number], dtype: 'f32' | 'f16', quant: boo
   };
 }
 
-// The f16 cases need shader-f16 (setup says so when it is missing: filter them out there).
 export const cases: BenchCase[] = shapes.flatMap((s) => [
   matmulCase(s, 'f32', false),
   matmulCase(s, 'f32', true),

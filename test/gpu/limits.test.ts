@@ -11,14 +11,21 @@ const gpu = useGpu({ limits: 'webgpu-defaults' });
 
 /**
  * Variants a shader can be built in on this device: plain; f16 storage where it declares
- * `alias S`; and each optional extension it has `// #if <extension>` blocks for.
+ * `alias S`; and each optional extension or language feature it has `// #if <name>` blocks for.
  */
 function variantsOf(source: string, g: Gpu): { name: string; variant?: ShaderVariant }[] {
-  const supported: Record<string, boolean> = { f16: g.features.shaderF16, subgroups: g.features.subgroups };
+  // Extensions are turned on with `enable`, WGSL language features with `requires`.
+  const supported: Record<string, { has: boolean; variant: ShaderVariant }> = {
+    f16: { has: g.features.shaderF16, variant: { enable: ['f16'] } },
+    subgroups: { has: g.features.subgroups, variant: { enable: ['subgroups'] } },
+    packed_4x8_integer_dot_product: { has: g.features.dot4I8Packed, variant: { requires: ['packed_4x8_integer_dot_product'] } },
+  };
   const out: { name: string; variant?: ShaderVariant }[] = [{ name: 'plain' }];
-  if (/^alias S\s*=/m.test(source) && supported.f16) out.push({ name: 'f16', variant: { enable: ['f16'], aliases: { S: 'f16' } } });
+  if (/^alias S\s*=/m.test(source) && supported.f16!.has) out.push({ name: 'f16', variant: { enable: ['f16'], aliases: { S: 'f16' } } });
   for (const ext of new Set([...source.matchAll(/^\/\/ #if (\w+)$/gm)].map((m) => m[1]!))) {
-    if (supported[ext]) out.push({ name: ext, variant: { enable: [ext] } });
+    const feature = supported[ext];
+    if (!feature) throw new Error(`// #if ${ext}: unknown feature; the test must learn how to enable it`);
+    if (feature.has) out.push({ name: ext, variant: feature.variant });
   }
   return out;
 }
