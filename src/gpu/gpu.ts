@@ -1,8 +1,11 @@
 import { GpuOutOfMemoryError, ShapeError } from '../errors.js';
 import { GpuDevice, type GpuOptions } from './device.js';
-import { KernelCache, checkBindings, writeUniforms, type DispatchArgs, type Kernel, type KernelSpec } from './kernel.js';
-import { Profiler } from './profiler.js';
+import { KernelCache } from './kernel.js';
+import type { Profiler } from './profiler.js';
+import { Recorder, type Program } from './program.js';
 import { byteSize, numel, type DType, type Tensor } from './tensor.js';
+
+export { Program, Recorder } from './program.js';
 
 type HostArray = Float32Array | Int32Array | Uint32Array | Uint16Array;
 
@@ -43,159 +46,6 @@ export class BufferPool {
       b.destroy();
     }
     this.free.clear();
-  }
-}
-
-/**
- * Records many dispatches into one command encoder and submits them together. Uniform values of
- * all dispatches share one buffer, written once at submit.
- */
-export class Recorder {
-  private encoder: GPUCommandEncoder;
-  private pass: GPUComputePassEncoder | null = null;
-  private readonly uniformBytes: Uint8Array<ArrayBuffer>;
-  private uniformUsed = 0;
-  private readonly uniformBuffer: GPUBuffer;
-  private readonly timed: { kernel: string; label: string; flops: number; bytes: number }[] = [];
-  private querySet: GPUQuerySet | null = null;
-  private readonly kernelsUsed = new Set<string>();
-  private submitted = false;
-
-  constructor(
-    /** The Gpu this recorder dispatches on (kernels read its features to pick variants). */
-    readonly gpu: Gpu,
-    private readonly profiler: Profiler | null,
-    uniformCapacity = 1 << 16,
-  ) {
-    this.encoder = gpu.device.createCommandEncoder();
-    this.uniformBytes = new Uint8Array(uniformCapacity);
-    this.uniformBuffer = gpu.device.createBuffer({ label: 'uniforms', size: uniformCapacity, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-    if (profiler && gpu.features.timestampQuery) {
-      this.querySet = gpu.device.createQuerySet({ type: 'timestamp', count: 2 * Recorder.maxTimedDispatches });
-    }
-  }
-
-  /** Dispatches one submit can time with timestamp queries; more are split into further submits. */
-  static readonly maxTimedDispatches = 2048;
-
-  /** Record one dispatch of `spec` (compiled on first use). Bindings are checked against the WGSL. */
-  dispatch(spec: KernelSpec | Kernel, args: DispatchArgs, label?: string): void {
-    if (this.submitted) throw new Error('Recorder already submitted; create a new one');
-    const kernel = 'pipeline' in spec ? spec : this.gpu.kernels.get(spec);
-    checkBindings(kernel, args);
-    const [x, y = 1, z = 1] = args.workgroups;
-    const maxWg = this.gpu.limits.maxComputeWorkgroupsPerDimension;
-    if (x > maxWg || y > maxWg || z > maxWg || x < 0 || y < 0 || z < 0) {
-      throw new ShapeError(`${kernel.name}: dispatch of ${x}x${y}x${z} workgroups exceeds the limit of ${maxWg} per dimension`);
-    }
-    if (x === 0 || y === 0 || z === 0) return;
-    const entries: GPUBindGroupEntry[] = [];
-    for (const b of kernel.bindings) {
-      if (b.kind === 'uniform') {
-        const offset = this.allocUniform(kernel.uniform!.size);
-        writeUniforms(kernel, args.uniforms ?? {}, new DataView(this.uniformBytes.buffer), offset);
-        entries.push({ binding: b.binding, resource: { buffer: this.uniformBuffer, offset, size: kernel.uniform!.size } });
-      } else {
-        const t = args.tensors[b.name]!;
-        entries.push({ binding: b.binding, resource: { buffer: t.buffer, offset: t.offset, size: byteSize(t) } });
-      }
-    }
-    const bindGroup = this.gpu.device.createBindGroup({ label: `${kernel.name}${label ? ` (${label})` : ''}`, layout: kernel.layout, entries });
-    this.kernelsUsed.add(kernel.name);
-    const timing = this.profiler !== null;
-    if (timing && this.querySet && this.timed.length >= Recorder.maxTimedDispatches) {
-      throw new Error(`a profiled recorder holds at most ${Recorder.maxTimedDispatches} dispatches; submit more often`);
-    }
-    let pass = this.pass;
-    if (timing) {
-      const i = this.timed.length;
-      this.timed.push({ kernel: kernel.name, label: label ?? kernel.name, flops: args.flops ?? 0, bytes: args.bytes ?? 0 });
-      pass = this.encoder.beginComputePass(
-        this.querySet ? { timestampWrites: { querySet: this.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } } : {},
-      );
-    } else if (!pass) {
-      pass = this.pass = this.encoder.beginComputePass();
-    }
-    pass!.setPipeline(kernel.pipeline);
-    pass!.setBindGroup(0, bindGroup);
-    pass!.dispatchWorkgroups(x, y, z);
-    if (timing) pass!.end();
-  }
-
-  /** Copy `src` into `dst` (same byte size) inside this submit. */
-  copy(src: Tensor, dst: Tensor): void {
-    if (byteSize(src) !== byteSize(dst)) throw new ShapeError(`copy: "${src.label}" has ${byteSize(src)} bytes, "${dst.label}" ${byteSize(dst)}`);
-    this.endPass();
-    this.encoder.copyBufferToBuffer(src.buffer, src.offset, dst.buffer, dst.offset, byteSize(src));
-  }
-
-  /** Set a tensor's bytes to zero inside this submit (e.g. before accumulating into it). */
-  zero(t: Tensor): void {
-    this.endPass();
-    this.encoder.clearBuffer(t.buffer, t.offset, byteSize(t));
-  }
-
-  private endPass(): void {
-    this.pass?.end();
-    this.pass = null;
-  }
-
-  private allocUniform(size: number): number {
-    const align = Math.max(16, this.gpu.limits.minUniformBufferOffsetAlignment);
-    const offset = Math.ceil(this.uniformUsed / align) * align;
-    if (offset + size > this.uniformBytes.byteLength) {
-      throw new Error(`uniform arena full (${this.uniformBytes.byteLength} bytes); submit more often or raise uniformCapacity`);
-    }
-    this.uniformUsed = offset + size;
-    return offset;
-  }
-
-  /** Submit everything recorded; resolves once the GPU finished (and timings are collected). */
-  async submit(): Promise<void> {
-    if (this.submitted) throw new Error('Recorder already submitted');
-    this.submitted = true;
-    this.endPass();
-    const device = this.gpu.device;
-    const context = `submit of ${[...this.kernelsUsed].join(', ') || 'no kernels'}`;
-    let resolveBuf: GPUBuffer | null = null;
-    let readBuf: GPUBuffer | null = null;
-    const t0 = performance.now();
-    await this.gpu.gpuDevice.scoped(context, () => {
-      if (this.uniformUsed > 0) device.queue.writeBuffer(this.uniformBuffer, 0, this.uniformBytes, 0, Math.ceil(this.uniformUsed / 4) * 4);
-      if (this.querySet && this.timed.length) {
-        const n = 2 * this.timed.length;
-        resolveBuf = device.createBuffer({ size: n * 8, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
-        readBuf = device.createBuffer({ size: n * 8, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-        this.encoder.resolveQuerySet(this.querySet, 0, n, resolveBuf, 0);
-        this.encoder.copyBufferToBuffer(resolveBuf, 0, readBuf, 0, n * 8);
-      }
-      device.queue.submit([this.encoder.finish()]);
-    });
-    await device.queue.onSubmittedWorkDone();
-    const wallNs = (performance.now() - t0) * 1e6;
-    this.gpu.gpuDevice.throwIfFailed();
-    if (this.profiler && this.timed.length) {
-      if (readBuf) {
-        const rb = readBuf as GPUBuffer;
-        await rb.mapAsync(GPUMapMode.READ);
-        const ts = new BigUint64Array(rb.getMappedRange().slice(0));
-        rb.unmap();
-        rb.destroy();
-        (resolveBuf as GPUBuffer | null)?.destroy();
-        this.timed.forEach((d, i) => {
-          const start = Number(ts[2 * i]!);
-          const end = Number(ts[2 * i + 1]!);
-          this.profiler!.add({ kernel: d.kernel, label: d.label, startNs: start, durationNs: Math.max(0, end - start), flops: d.flops, bytes: d.bytes, clock: 'gpu' });
-        });
-      } else {
-        // No GPU clock: the whole submit's wall time is shared out by the dispatches' work.
-        const weight = this.timed.map((d) => d.flops + d.bytes || 1);
-        const sum = weight.reduce((a, b) => a + b, 0);
-        this.timed.forEach((d, i) => this.profiler!.addCpu(d.kernel, d.label, (wallNs * weight[i]!) / sum, d.flops, d.bytes));
-      }
-    }
-    this.querySet?.destroy();
-    this.uniformBuffer.destroy();
   }
 }
 
@@ -316,6 +166,16 @@ export class Gpu {
     const rec = this.record();
     fn(rec);
     await rec.submit();
+  }
+
+  /**
+   * Record with `fn` once and keep the result as a Program to replay with `program.run()`;
+   * its bind groups and uniform buffer are made here, so a replay allocates nothing.
+   */
+  async compile(fn: (rec: Recorder) => void): Promise<Program> {
+    const rec = this.record();
+    fn(rec);
+    return rec.finish();
   }
 
   /** Destroy buffers and the device (under Node, required for the process to exit). */
