@@ -90,7 +90,19 @@ export class Rng {
 
   /** Fill `out` with N(mean, std²) samples, in index order; returns `out`. */
   fillNormal<T extends Float32Array | Float64Array>(out: T, std = 1, mean = 0): T {
-    for (let i = 0; i < out.length; i++) out[i] = this.normal(mean, std);
+    // Same sequence as repeated normal() calls, with both values of each pair stored directly
+    // (about twice as fast, which matters for the tens of millions of weights of a real model).
+    let i = 0;
+    if (out.length > 0 && this.spare !== null) out[i++] = this.normal(mean, std);
+    for (; i + 1 < out.length; i += 2) {
+      const u1 = 1 - this.uniform();
+      const u2 = this.uniform();
+      const r = Math.sqrt(-2 * Math.log(u1));
+      const angle = 2 * Math.PI * u2;
+      out[i] = mean + std * r * Math.cos(angle);
+      out[i + 1] = mean + std * (r * Math.sin(angle));
+    }
+    if (i < out.length) out[i] = this.normal(mean, std);
     return out;
   }
 

@@ -71,6 +71,18 @@ describe('Rng', () => {
     expect(draw(rng)).toEqual(first);
   });
 
+  it('fillNormal draws exactly the sequence of normal() calls, whatever the length and pending spare', () => {
+    for (const [skip, length] of [[0, 7], [1, 6], [1, 1], [0, 0], [3, 1000]] as const) {
+      const a = new Rng(99);
+      const b = new Rng(99);
+      for (let i = 0; i < skip; i++) [a.normal(), b.normal()];
+      const filled = a.fillNormal(new Float64Array(length), 0.7, -2);
+      const called = Float64Array.from({ length }, () => b.normal(-2, 0.7));
+      expect(filled, `skip ${skip}, length ${length}`).toEqual(called);
+      expect(a.state()).toEqual(b.state());
+    }
+  });
+
   it('different seeds give different streams, the same seed the same one; large seeds use their high bits', () => {
     const head = (seed: number) => Array.from({ length: 4 }, ((r) => () => r.nextUint32())(new Rng(seed)));
     expect(head(5)).toEqual(head(5));
