@@ -17,3 +17,5 @@ export * from './kernels/embedding.js';
 export * from './kernels/losses.js';
 export * from './kernels/adamw.js';
 export * from './model/config.js';
+export * from './model/init.js';
+export { Rng, type RngState } from './util/random.js';
