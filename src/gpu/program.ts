@@ -1,4 +1,4 @@
-import { ShapeError } from '../errors.js';
+import { KernelBindingError, ShapeError } from '../errors.js';
 import type { Gpu } from './gpu.js';
 import { checkBindings, writeUniforms, type DispatchArgs, type Kernel, type KernelSpec } from './kernel.js';
 import type { Profiler } from './profiler.js';
@@ -62,6 +62,7 @@ export class Recorder {
     this.checkOpen();
     const kernel = 'pipeline' in spec ? spec : this.gpu.kernels.get(spec);
     checkBindings(kernel, args);
+    checkAliasing(kernel, args, label);
     const [x, y = 1, z = 1] = args.workgroups;
     const maxWg = this.gpu.limits.maxComputeWorkgroupsPerDimension;
     if (x > maxWg || y > maxWg || z > maxWg || x < 0 || y < 0 || z < 0) {
@@ -107,6 +108,27 @@ export class Recorder {
 
   private checkOpen(): void {
     if (this.done) throw new Error('Recorder already submitted; create a new one');
+  }
+}
+
+/**
+ * WebGPU rejects a dispatch that binds one buffer both read-only and writable, or two writable
+ * bindings over overlapping bytes; say which tensors collide before the device reports it.
+ */
+function checkAliasing(kernel: Kernel, args: DispatchArgs, label: string | undefined): void {
+  const bound = kernel.bindings.filter((b) => b.kind === 'storage').map((b) => ({ b, t: args.tensors[b.name]! }));
+  for (let i = 0; i < bound.length; i++) {
+    for (let j = i + 1; j < bound.length; j++) {
+      const [x, y] = [bound[i]!, bound[j]!];
+      if (x.t.buffer !== y.t.buffer) continue;
+      const writable = [x, y].filter((e) => e.b.access === 'read_write').length;
+      const overlap = x.t.offset < y.t.offset + byteSize(y.t) && y.t.offset < x.t.offset + byteSize(x.t);
+      if (writable === 1 || (writable === 2 && overlap)) {
+        throw new KernelBindingError(
+          `${kernel.name}${label ? ` (${label})` : ''}: "${x.t.label}" (binding "${x.b.name}", ${x.b.access}) and "${y.t.label}" (binding "${y.b.name}", ${y.b.access}) share a buffer${writable === 2 ? ' over overlapping bytes' : ''}; WebGPU forbids a buffer bound writable together with another binding of it in one dispatch`,
+        );
+      }
+    }
   }
 }
 

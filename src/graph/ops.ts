@@ -1,0 +1,385 @@
+// Graph ops: each function adds a node that records dispatches of the existing kernels, next to
+// the gradient rule that adds the nodes of its backward (llm.c style: forward and backward of an
+// op read side by side).
+import { ShapeError } from '../errors.js';
+import { numel, type Tensor } from '../gpu/tensor.js';
+import { add as addKernel, axpy, gelu as geluKernel, geluBackward } from '../kernels/activation.js';
+import { attention as attentionKernel, attentionBackward } from '../kernels/attention.js';
+import { conv1d as conv1dKernel, conv1dBackward, conv1dOutLength } from '../kernels/conv1d.js';
+import { embedding as embeddingKernel, embeddingBackward } from '../kernels/embedding.js';
+import { layerNorm as layerNormKernel, layerNormBackward, layerNormWorkspaceShape } from '../kernels/layernorm.js';
+import { biasGrad, fakeQuantGrad, matmul, rowScales, type FakeQuant } from '../kernels/matmul.js';
+import { colSum } from '../kernels/reduce.js';
+import type { Graph, GraphTensor } from './graph.js';
+
+/** The same GPU storage seen with another shape (same element count). */
+export function reshape(t: Tensor, shape: readonly number[]): Tensor {
+  if (numel(shape) !== numel(t.shape)) throw new ShapeError(`reshape of "${t.label}" [${t.shape.join(', ')}] to [${shape.join(', ')}]: element counts differ`);
+  return { ...t, shape: [...shape] };
+}
+
+function last(t: GraphTensor): number {
+  return t.shape[t.shape.length - 1] ?? 0;
+}
+
+function expectGraphShape(t: GraphTensor, shape: readonly number[], what: string): void {
+  if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+    throw new ShapeError(`${what}: ${t} should have shape [${shape.join(', ')}]`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Elementary nodes (also used by autodiff to combine gradients)
+
+/** t = 0. */
+export function zeroFill(g: Graph, t: GraphTensor): void {
+  g.add({ name: 'zero', label: t.label, reads: [], writes: [t], record: (rec, b) => rec.zero(b.tensor(t)) });
+}
+
+/** dst = src (same byte size). */
+export function copyInto(g: Graph, src: GraphTensor, dst: GraphTensor): void {
+  g.add({ name: 'copy', label: dst.label, reads: [src], writes: [dst], record: (rec, b) => rec.copy(b.tensor(src), b.tensor(dst)) });
+}
+
+/** target += x (x's shape a suffix of target's, repeated over its leading dims). */
+export function accumulateInto(g: Graph, target: GraphTensor, x: GraphTensor, alpha = 1): void {
+  g.add({ name: 'accumulate', label: target.label, reads: [x], writes: [target], record: (rec, b) => axpy(rec, b.tensor(target), b.tensor(x), alpha, { label: target.label }) });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Linear layer (PyTorch layout: weight [out, in])
+
+export interface LinearOptions {
+  /** Exact GELU after the bias (fused into the matmul when no gradient flows through it). */
+  gelu?: boolean;
+  /**
+   * Fake-quantize the weight per output channel with these scales (f32 [out]) as it is loaded;
+   * the weight gradient then passes the straight-through estimator (see `fakeQuantScales`).
+   */
+  quant?: { scale: GraphTensor; bits?: number };
+  label?: string;
+}
+
+/** y = x @ w^T (+ b) (-> GELU). x: [..., in]; w: [out, in]; b: [out]; y: [..., out]. */
+export function linear(g: Graph, x: GraphTensor, w: GraphTensor, bias: GraphTensor | null, opts: LinearOptions = {}): GraphTensor {
+  const label = opts.label ?? 'linear';
+  if (w.shape.length !== 2 || w.shape[1] !== last(x)) throw new ShapeError(`linear (${label}): weight ${w} must be [out, ${last(x)}] for input ${x}`);
+  const [outF, inF] = w.shape as [number, number];
+  if (bias) expectGraphShape(bias, [outF], `linear (${label})`);
+  const rows = x.numel / inF;
+  const needsGrad = x.requiresGrad || w.requiresGrad || !!bias?.requiresGrad;
+  if (opts.gelu && needsGrad) return gelu(g, linear(g, x, w, bias, { ...opts, gelu: false, label: `${label} pre-GELU` }), { label });
+  const quant = opts.quant;
+  if (quant) expectGraphShape(quant.scale, [outF], `linear (${label}) weight scales`);
+  const y = g.temp([...x.shape.slice(0, -1), outF], label, [x, w, bias]);
+  const fq = (b: { tensor(t: GraphTensor): Tensor }): FakeQuant | undefined => (quant ? { scale: b.tensor(quant.scale), bits: quant.bits } : undefined);
+  g.add({
+    name: 'linear',
+    label,
+    reads: [x, w, ...(bias ? [bias] : []), ...(quant ? [quant.scale] : [])],
+    writes: [y],
+    record: (rec, b) =>
+      matmul(rec, reshape(b.tensor(x), [rows, inF]), b.tensor(w), reshape(b.tensor(y), [rows, outF]), {
+        transB: true,
+        bias: bias ? b.tensor(bias) : undefined,
+        gelu: opts.gelu,
+        quantB: fq(b),
+        label,
+      }),
+    backward: (ctx) => {
+      const dy = ctx.grad(y)!;
+      ctx.into([x], ([dx], accumulate) =>
+        g.add({
+          name: 'linear.dx',
+          label,
+          reads: [dy, w, ...(quant ? [quant.scale] : [])],
+          writes: [dx!],
+          record: (rec, b) =>
+            matmul(rec, reshape(b.tensor(dy), [rows, outF]), b.tensor(w), reshape(b.tensor(dx!), [rows, inF]), { accumulate, quantB: fq(b), label: `${label} dx` }),
+        }),
+      );
+      ctx.into([w], ([dw], accumulate) => {
+        g.add({
+          name: 'linear.dw',
+          label,
+          reads: [dy, x],
+          writes: [dw!],
+          // dW = dY^T X, the gradient with respect to the (fake-quantized) weight the forward used.
+          record: (rec, b) => matmul(rec, reshape(b.tensor(dy), [rows, outF]), reshape(b.tensor(x), [rows, inF]), b.tensor(dw!), { transA: true, accumulate, label: `${label} dw` }),
+        });
+        if (quant) fakeQuantMask(g, w, quant.scale, dw!, quant.bits, accumulate, label);
+      });
+      if (bias) {
+        ctx.into([bias], ([db], accumulate) =>
+          g.add({ name: 'linear.db', label, reads: [dy], writes: [db!], record: (rec, b) => biasGrad(rec, reshape(b.tensor(dy), [rows, outF]), b.tensor(db!), { accumulate, label: `${label} db` }) }),
+        );
+      }
+    },
+  });
+  return y;
+}
+
+/**
+ * Per-output-channel weight scales for fake quantization, recomputed from the weight every
+ * step: scale[c] = max|w[c, :]| / (2^(bits-1) - 1). No gradient flows into them.
+ */
+export function fakeQuantScales(g: Graph, w: GraphTensor, bits = 8, label = `${w.label} scales`): GraphTensor {
+  const scale = g.temp([w.shape[0]!], label);
+  g.add({ name: 'fakeQuantScales', label, reads: [w], writes: [scale], record: (rec, b) => rowScales(rec, b.tensor(w), b.tensor(scale), { bits, label }) });
+  return scale;
+}
+
+/** Straight-through estimator mask on a weight gradient, in place (see kernels/matmul fakeQuantGrad). */
+function fakeQuantMask(g: Graph, w: GraphTensor, scale: GraphTensor, dw: GraphTensor, bits: number | undefined, accumulated: boolean, label: string): void {
+  if (accumulated) {
+    // The mask must only see this step's contribution; a gradient accumulated over several
+    // uses or micro-batches would need the contribution in a scratch tensor first.
+    throw new ShapeError(`linear (${label}): a fake-quantized weight must be used once per step and without gradient accumulation`);
+  }
+  g.add({ name: 'linear.ste', label, reads: [w, scale], writes: [dw], record: (rec, b) => fakeQuantGrad(rec, b.tensor(w), b.tensor(scale), b.tensor(dw), { bits, label }) });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Elementwise
+
+/** y = GELU(x) (exact, erf form). */
+export function gelu(g: Graph, x: GraphTensor, opts: { label?: string } = {}): GraphTensor {
+  const label = opts.label ?? 'gelu';
+  const y = g.temp(x.shape, label, [x]);
+  g.add({
+    name: 'gelu',
+    label,
+    reads: [x],
+    writes: [y],
+    record: (rec, b) => geluKernel(rec, b.tensor(x), b.tensor(y), { label }),
+    backward: (ctx) => {
+      const dy = ctx.grad(y)!;
+      ctx.into([x], ([dx], accumulate) =>
+        g.add({ name: 'gelu.dx', label, reads: [x, dy], writes: [dx!], record: (rec, b) => geluBackward(rec, b.tensor(x), b.tensor(dy), b.tensor(dx!), { accumulate, label }) }),
+      );
+    },
+  });
+  return y;
+}
+
+/**
+ * y = a + b, b's shape a suffix of a's and repeated over a's leading dims (residual add, bias,
+ * positions). When this is a's last use, y takes a's storage and the add happens in place.
+ */
+export function add(g: Graph, a: GraphTensor, bT: GraphTensor, opts: { label?: string } = {}): GraphTensor {
+  const label = opts.label ?? 'add';
+  const lead = a.shape.length - bT.shape.length;
+  if (lead < 0 || bT.shape.some((d, i) => d !== a.shape[lead + i])) throw new ShapeError(`add (${label}): ${bT} does not broadcast to ${a}`);
+  const y = g.temp(a.shape, label, [a, bT]);
+  const broadcast = bT.numel !== a.numel;
+  g.add({
+    name: 'add',
+    label,
+    reads: [a, bT],
+    writes: [y],
+    inPlace: { output: y, input: a },
+    record: (rec, b) => {
+      if (b.sameStorage(y, a)) axpy(rec, b.tensor(y), b.tensor(bT), 1, { label });
+      else addKernel(rec, b.tensor(a), b.tensor(bT), b.tensor(y), { label });
+    },
+    backward: (ctx) => {
+      const dy = ctx.grad(y)!;
+      // b first: a may take dy itself as its gradient, which later contributions then add into.
+      if (broadcast) {
+        ctx.into([bT], ([db], accumulate) =>
+          g.add({
+            name: 'add.db',
+            label,
+            reads: [dy],
+            writes: [db!],
+            record: (rec, b) => colSum(rec, reshape(b.tensor(dy), [a.numel / bT.numel, bT.numel]), reshape(b.tensor(db!), [bT.numel]), { accumulate, label: `${label} db` }),
+          }),
+        );
+      } else if (ctx.needs(a)) {
+        ctx.into([bT], ([db], accumulate) => (accumulate ? accumulateInto(g, db!, dy) : copyInto(g, dy, db!)));
+      } else {
+        ctx.add(bT, dy);
+      }
+      ctx.add(a, dy);
+    },
+  });
+  return y;
+}
+
+// ---------------------------------------------------------------------------------------------
+// LayerNorm
+
+/** y = LayerNorm(x) over the last dim (* gamma + beta when given). Saves mean and rstd. */
+export function layerNorm(g: Graph, x: GraphTensor, gamma: GraphTensor | null, beta: GraphTensor | null, opts: { eps?: number; label?: string } = {}): GraphTensor {
+  const label = opts.label ?? 'layerNorm';
+  if (!gamma !== !beta) throw new ShapeError(`layerNorm (${label}): give both gamma and beta or neither`);
+  const C = last(x);
+  if (gamma) expectGraphShape(gamma, [C], `layerNorm (${label})`);
+  if (beta) expectGraphShape(beta, [C], `layerNorm (${label})`);
+  const y = g.temp(x.shape, label, [x, gamma, beta]);
+  const mean = g.temp(x.shape.slice(0, -1), `${label} mean`);
+  const rstd = g.temp(x.shape.slice(0, -1), `${label} rstd`);
+  const affine = (b: { tensor(t: GraphTensor): Tensor }) => (gamma && beta ? { gamma: b.tensor(gamma), beta: b.tensor(beta) } : null);
+  g.add({
+    name: 'layerNorm',
+    label,
+    reads: [x, ...(gamma && beta ? [gamma, beta] : [])],
+    writes: [y, mean, rstd],
+    record: (rec, b) => layerNormKernel(rec, b.tensor(x), affine(b), { y: b.tensor(y), mean: b.tensor(mean), rstd: b.tensor(rstd) }, { eps: opts.eps, label }),
+    backward: (ctx) => {
+      const dy = ctx.grad(y)!;
+      const stats = (b: { tensor(t: GraphTensor): Tensor }) => ({ mean: b.tensor(mean), rstd: b.tensor(rstd) });
+      const saved = [x, mean, rstd, dy, ...(gamma ? [gamma] : [])];
+      ctx.into([x], ([dx], accumulate) =>
+        g.add({
+          name: 'layerNorm.dx',
+          label,
+          reads: saved,
+          writes: [dx!],
+          record: (rec, b) => layerNormBackward(rec, b.tensor(x), gamma ? b.tensor(gamma) : null, stats(b), b.tensor(dy), { dx: b.tensor(dx!) }, { accumulate, label }),
+        }),
+      );
+      if (!gamma || !beta) return;
+      ctx.into([gamma, beta], ([dgamma, dbeta], accumulate) => {
+        const workspace = g.temp(layerNormWorkspaceShape(x.numel / C, C), `${label} workspace`);
+        g.add({
+          name: 'layerNorm.dparams',
+          label,
+          reads: saved,
+          writes: [workspace, dgamma!, dbeta!],
+          // The second dispatch reads the workspace the first wrote while writing dgamma and dbeta.
+          conflicts: [
+            [workspace, dgamma!],
+            [workspace, dbeta!],
+          ],
+          record: (rec, b) =>
+            layerNormBackward(rec, b.tensor(x), b.tensor(gamma), stats(b), b.tensor(dy), { dgamma: b.tensor(dgamma!), dbeta: b.tensor(dbeta!), workspace: b.tensor(workspace) }, { accumulate, label }),
+        });
+      });
+    },
+  });
+  return y;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attention
+
+export interface AttentionOpOptions {
+  heads: number;
+  causal?: boolean;
+  /** u32 [B]: batch b attends only to keys j < keyLengths[b]. */
+  keyLengths?: GraphTensor;
+  scale?: number;
+  label?: string;
+}
+
+/**
+ * Multi-head attention on token-major tensors: q [B, Lq, H*D], k and v [B, Lk, H*D] ->
+ * [B, Lq, H*D] (fused, flash-style; saves the row log-sum-exp for the backward).
+ */
+export function attention(g: Graph, q: GraphTensor, k: GraphTensor, v: GraphTensor, opts: AttentionOpOptions): GraphTensor {
+  const label = opts.label ?? 'attention';
+  if (q.shape.length !== 3 || k.shape.length !== 3) throw new ShapeError(`attention (${label}): q ${q} and k ${k} must be token-major [B, L, H*D]`);
+  const [B, Lq] = q.shape as [number, number, number];
+  expectGraphShape(v, k.shape, `attention (${label})`);
+  const out = g.temp(q.shape, label, [q, k, v]);
+  const lse = g.temp([B, opts.heads, Lq], `${label} lse`);
+  const klen = opts.keyLengths;
+  const kernelOpts = (b: { tensor(t: GraphTensor): Tensor }) => ({ causal: opts.causal, scale: opts.scale, keyLengths: klen ? b.tensor(klen) : undefined, label });
+  g.add({
+    name: 'attention',
+    label,
+    reads: [q, k, v, ...(klen ? [klen] : [])],
+    writes: [out, lse],
+    record: (rec, b) => attentionKernel(rec, b.tensor(q), b.tensor(k), b.tensor(v), b.tensor(out), b.tensor(lse), kernelOpts(b)),
+    backward: (ctx) => {
+      const dout = ctx.grad(out)!;
+      ctx.overwrite([q, k, v], ([dq, dk, dv]) =>
+        g.add({
+          name: 'attention.grad',
+          label,
+          reads: [q, k, v, out, lse, dout, ...(klen ? [klen] : [])],
+          writes: [dq!, dk!, dv!],
+          // dq holds (lse, delta) scratch that the dK/dV dispatch reads while writing dk and dv.
+          conflicts: [
+            [dq!, dk!],
+            [dq!, dv!],
+          ],
+          record: (rec, b) =>
+            attentionBackward(rec, b.tensor(q), b.tensor(k), b.tensor(v), b.tensor(out), b.tensor(lse), b.tensor(dout), { q: b.tensor(dq!), k: b.tensor(dk!), v: b.tensor(dv!) }, kernelOpts(b)),
+        }),
+      );
+    },
+  });
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Embedding and convolution
+
+/** out[..., :] = table[ids[...], :]. ids: i32/u32; table: [V, C]. */
+export function embedding(g: Graph, ids: GraphTensor, table: GraphTensor, opts: { label?: string } = {}): GraphTensor {
+  const label = opts.label ?? 'embedding';
+  if (table.shape.length !== 2) throw new ShapeError(`embedding (${label}): table ${table} must be [V, C]`);
+  const out = g.temp([...ids.shape, table.shape[1]!], label, [table]);
+  g.add({
+    name: 'embedding',
+    label,
+    reads: [ids, table],
+    writes: [out],
+    record: (rec, b) => embeddingKernel(rec, b.tensor(ids), b.tensor(table), b.tensor(out), { label }),
+    backward: (ctx) => {
+      const dout = ctx.grad(out)!;
+      ctx.into([table], ([dtable], accumulate) =>
+        g.add({ name: 'embedding.grad', label, reads: [ids, dout], writes: [dtable!], record: (rec, b) => embeddingBackward(rec, b.tensor(ids), b.tensor(dout), b.tensor(dtable!), { accumulate, label }) }),
+      );
+    },
+  });
+  return out;
+}
+
+export interface Conv1dOpOptions {
+  stride?: 1 | 2;
+  /** Output [B, Tout, Cout] instead of [B, Cout, Tout]. */
+  tokenMajor?: boolean;
+  /** Exact GELU after the bias (fused when no gradient flows through it). */
+  gelu?: boolean;
+  label?: string;
+}
+
+/** Conv1d with kernel 3 and padding 1 (Whisper's stem). x: [B, Cin, T]; w: [Cout, Cin, 3]; b: [Cout]. */
+export function conv1d(g: Graph, x: GraphTensor, w: GraphTensor, bias: GraphTensor, opts: Conv1dOpOptions = {}): GraphTensor {
+  const label = opts.label ?? 'conv1d';
+  if (x.shape.length !== 3 || w.shape.length !== 3) throw new ShapeError(`conv1d (${label}): input ${x} must be [B, Cin, T] and weight ${w} [Cout, Cin, 3]`);
+  const needsGrad = x.requiresGrad || w.requiresGrad || bias.requiresGrad;
+  if (opts.gelu && needsGrad) return gelu(g, conv1d(g, x, w, bias, { ...opts, gelu: false, label: `${label} pre-GELU` }), { label });
+  const [B, , T] = x.shape as [number, number, number];
+  const Cout = w.shape[0]!;
+  const stride = opts.stride ?? 1;
+  const Tout = conv1dOutLength(T, stride);
+  const y = g.temp(opts.tokenMajor ? [B, Tout, Cout] : [B, Cout, Tout], label, [x, w, bias]);
+  const convOpts = { stride, tokenMajor: opts.tokenMajor, label };
+  g.add({
+    name: 'conv1d',
+    label,
+    reads: [x, w, bias],
+    writes: [y],
+    record: (rec, b) => conv1dKernel(rec, b.tensor(x), b.tensor(w), b.tensor(bias), b.tensor(y), { ...convOpts, gelu: opts.gelu }),
+    backward: (ctx) => {
+      const dy = ctx.grad(y)!;
+      ctx.into([x], ([dx], accumulate) =>
+        g.add({ name: 'conv1d.dx', label, reads: [w, dy], writes: [dx!], record: (rec, b) => conv1dBackward(rec, b.tensor(x), b.tensor(w), b.tensor(dy), { x: b.tensor(dx!) }, { ...convOpts, accumulate }) }),
+      );
+      ctx.into([w, bias], ([dw, db], accumulate) =>
+        g.add({
+          name: 'conv1d.dparams',
+          label,
+          reads: [x, dy],
+          writes: [dw!, db!],
+          record: (rec, b) => conv1dBackward(rec, b.tensor(x), b.tensor(w), b.tensor(dy), { weight: b.tensor(dw!), bias: b.tensor(db!) }, { ...convOpts, accumulate }),
+        }),
+      );
+    },
+  });
+  return y;
+}

@@ -1,0 +1,230 @@
+import { describe, expect, it } from 'vitest';
+import type * as tfTypes from '@tensorflow/tfjs-core';
+import { ShapeError } from '../../src/errors.js';
+import type { Gpu } from '../../src/gpu/gpu.js';
+import type { Tensor } from '../../src/gpu/tensor.js';
+import { backward } from '../../src/graph/autodiff.js';
+import { compileGraph } from '../../src/graph/compile.js';
+import { Graph, type GraphTensor } from '../../src/graph/graph.js';
+import { crossEntropyLoss, mseLossOp } from '../../src/graph/losses.js';
+import { add, attention, embedding, gelu, layerNorm, linear } from '../../src/graph/ops.js';
+import { expectClose, randomArray, useGpu } from '../helpers.js';
+import { tfCpu } from '../ref/tf.js';
+
+const gpu = useGpu();
+type TF = Awaited<ReturnType<typeof tfCpu>>;
+
+// Gradients of small composite graphs in float32 on both sides, summed over <= 64 terms per
+// element: differences come from summation order (measured <= 3e-7 relative to the largest
+// gradient); 2e-5 of that scale still catches a missing or doubled contribution (>= 1e-2).
+const relTol = 2e-5;
+
+/** Parameters as GPU tensors and graph externals, with their host values. */
+function params(g: Graph, gp: Gpu, specs: Record<string, { shape: number[]; scale?: number; trainable?: boolean; offset?: number }>, seed: number) {
+  const host = new Map<string, Float32Array>();
+  const graph = new Map<string, GraphTensor>();
+  const gpuTensors: Tensor[] = [];
+  Object.entries(specs).forEach(([name, s], i) => {
+    const n = s.shape.reduce((a, b) => a * b, 1);
+    const data = randomArray(n, seed + i, s.scale ?? 0.5).map((v) => v + (s.offset ?? 0));
+    host.set(name, data);
+    const t = gp.upload(data, s.shape, 'f32', name);
+    gpuTensors.push(t);
+    graph.set(name, g.external(t, { trainable: s.trainable ?? true }));
+  });
+  return { host, graph, free: () => gp.free(...gpuTensors) };
+}
+
+function expectGradsClose(actual: Float32Array, expected: ArrayLike<number>, what: string): void {
+  const scale = Math.max(...Array.from(expected, Math.abs));
+  expect(scale).toBeGreaterThan(0);
+  expectClose(actual, expected, { atol: relTol * scale, rtol: 0 }, what);
+}
+
+function tfLayerNorm(tf: TF, x: tfTypes.Tensor, gamma: tfTypes.Tensor, beta: tfTypes.Tensor): tfTypes.Tensor {
+  const { mean, variance } = tf.moments(x, -1, true);
+  return tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, 1e-5))), gamma), beta);
+}
+
+function tfGelu(tf: TF, x: tfTypes.Tensor): tfTypes.Tensor {
+  return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.div(x, Math.SQRT2))));
+}
+
+/** x [.., in] @ w^T + b with w [out, in]. */
+function tfLinear(tf: TF, x: tfTypes.Tensor, w: tfTypes.Tensor, b?: tfTypes.Tensor): tfTypes.Tensor {
+  const rows = x.size / x.shape[x.shape.length - 1]!;
+  const y = tf.matMul(tf.reshape(x, [rows, x.shape[x.shape.length - 1]!]), w, false, true);
+  return tf.reshape(b ? tf.add(y, b) : y, [...x.shape.slice(0, -1), w.shape[0]!]);
+}
+
+describe('autodiff', () => {
+  it('pre-LN MLP block with a residual (two consumers of x) and an MSE loss matches TF.js tf.grads', async () => {
+    const gp = gpu();
+    const tf = await tfCpu();
+    const [B, T, d, ffn] = [2, 5, 12, 20];
+    const g = new Graph();
+    const p = params(
+      g,
+      gp,
+      {
+        x: { shape: [B, T, d], scale: 1 },
+        ln_g: { shape: [d], offset: 1 },
+        ln_b: { shape: [d] },
+        fc1_w: { shape: [ffn, d] },
+        fc1_b: { shape: [ffn] },
+        fc2_w: { shape: [d, ffn] },
+        fc2_b: { shape: [d] },
+        target: { shape: [B, T, d], trainable: false },
+      },
+      10,
+    );
+    const P = (n: string) => p.graph.get(n)!;
+    const h = layerNorm(g, P('x'), P('ln_g'), P('ln_b'), { label: 'ln' });
+    const f = linear(g, linear(g, h, P('fc1_w'), P('fc1_b'), { gelu: true, label: 'fc1' }), P('fc2_w'), P('fc2_b'), { label: 'fc2' });
+    const y = add(g, P('x'), f, { label: 'residual' });
+    const loss = mseLossOp(g, y, P('target'));
+    const grads = backward(g, [loss]);
+    expect([...grads.keys()].map((t) => t.label).sort()).toEqual(['fc1_b', 'fc1_w', 'fc2_b', 'fc2_w', 'ln_b', 'ln_g', 'x']);
+    const step = await compileGraph(gp, g);
+    await step.run();
+
+    const names = ['x', 'ln_g', 'ln_b', 'fc1_w', 'fc1_b', 'fc2_w', 'fc2_b'];
+    const shapes = names.map((n) => P(n).shape as number[]);
+    const target = tf.tensor(p.host.get('target')!, [B, T, d]);
+    const fTf = (x: tfTypes.Tensor, lg: tfTypes.Tensor, lb: tfTypes.Tensor, w1: tfTypes.Tensor, b1: tfTypes.Tensor, w2: tfTypes.Tensor, b2: tfTypes.Tensor) => {
+      const out = tf.add(x, tfLinear(tf, tfGelu(tf, tfLinear(tf, tfLayerNorm(tf, x, lg, lb), w1, b1)), w2, b2));
+      return tf.mean(tf.square(tf.sub(out, target)));
+    };
+    const inputs = names.map((n, i) => tf.tensor(p.host.get(n)!, shapes[i]));
+    const { value, grads: tfGrads } = tf.valueAndGrads(fTf as (...a: tfTypes.Tensor[]) => tfTypes.Scalar)(inputs);
+    expectClose(await step.read(loss), value.dataSync(), { atol: 0, rtol: 1e-5 }, 'loss');
+    for (const [i, n] of names.entries()) {
+      expectGradsClose(await step.read(grads.get(P(n))!), tfGrads[i]!.dataSync(), `d${n}`);
+    }
+    step.destroy();
+    p.free();
+  });
+
+  it('attention block with shared input, causal mask, key padding, tied embedding and cross-entropy matches TF.js', async () => {
+    const gp = gpu();
+    const tf = await tfCpu();
+    const [B, T, d, H, V] = [2, 6, 8, 2, 11];
+    const lengths = [6, 4];
+    const tokens = Int32Array.from({ length: B * T }, (_, i) => (i * 7 + 3) % V);
+    const labels = Int32Array.from({ length: B * T }, (_, i) => (Math.floor(i / T) === 1 && i % T >= lengths[1]! ? -100 : (i * 5 + 1) % V));
+    const g = new Graph();
+    const p = params(
+      g,
+      gp,
+      {
+        emb: { shape: [V, d], scale: 1 },
+        pos: { shape: [T + 3, d] },
+        ln_g: { shape: [d], offset: 1 },
+        ln_b: { shape: [d] },
+        q_w: { shape: [d, d] },
+        q_b: { shape: [d] },
+        k_w: { shape: [d, d] },
+        v_w: { shape: [d, d] },
+        v_b: { shape: [d] },
+        o_w: { shape: [d, d] },
+        o_b: { shape: [d] },
+      },
+      30,
+    );
+    const P = (n: string) => p.graph.get(n)!;
+    const ids = g.input([B, T], 'i32', 'tokens');
+    const targets = g.input([B, T], 'i32', 'labels');
+    const klen = g.input([B], 'u32', 'lengths');
+    // Positions: the first T rows of a longer table (a partial view gets the gradient rows it used).
+    const x = add(g, embedding(g, ids, P('emb')), g.view(P('pos'), [T, d]), { label: 'embed + positions' });
+    const h = layerNorm(g, x, P('ln_g'), P('ln_b'));
+    const q = linear(g, h, P('q_w'), P('q_b'), { label: 'q' });
+    const k = linear(g, h, P('k_w'), null, { label: 'k' });
+    const v = linear(g, h, P('v_w'), P('v_b'), { label: 'v' });
+    const a = attention(g, q, k, v, { heads: H, causal: true, keyLengths: klen });
+    const y = add(g, x, linear(g, a, P('o_w'), P('o_b'), { label: 'out' }));
+    const logits = linear(g, y, P('emb'), null, { label: 'logits' });
+    const loss = crossEntropyLoss(g, logits, targets);
+    const grads = backward(g, [loss]);
+    const step = await compileGraph(gp, g);
+    step.write(ids, tokens);
+    step.write(targets, labels);
+    step.write(klen, Uint32Array.from(lengths));
+    await step.run();
+
+    const names = ['emb', 'pos', 'ln_g', 'ln_b', 'q_w', 'q_b', 'k_w', 'v_w', 'v_b', 'o_w', 'o_b'];
+    const D = d / H;
+    const maskAdd = new Float32Array(B * T * T);
+    for (let b = 0; b < B; b++) for (let i = 0; i < T; i++) for (let j = 0; j < T; j++) maskAdd[(b * T + i) * T + j] = j > i || j >= lengths[b]! ? -1e30 : 0;
+    const mask = tf.tensor(maskAdd, [B, 1, T, T]);
+    const heads = (t: tfTypes.Tensor) => tf.transpose(tf.reshape(t, [B, T, H, D]), [0, 2, 1, 3]);
+    const valid = Array.from(labels, (l): number => (l === -100 ? 0 : 1));
+    const onehot = tf.mul(tf.oneHot(tf.tensor1d(Array.from(labels, (l) => Math.max(l, 0)), 'int32'), V), tf.tensor(valid, [B * T, 1]));
+    const count = valid.reduce((s, v) => s + v, 0);
+    const fTf = (...w: tfTypes.Tensor[]) => {
+      const [emb, pos, lg, lb, qw, qb, kw, vw, vb, ow, ob] = w as [tfTypes.Tensor, ...tfTypes.Tensor[]];
+      const xx = tf.add(tf.gather(emb, tf.tensor(tokens, [B, T], 'int32')), tf.slice(pos!, [0, 0], [T, d]));
+      const hh = tfLayerNorm(tf, xx, lg!, lb!);
+      const s = tf.add(tf.mul(tf.matMul(heads(tfLinear(tf, hh, qw!, qb)), heads(tfLinear(tf, hh, kw!)), false, true), 1 / Math.sqrt(D)), mask);
+      const att = tf.reshape(tf.transpose(tf.matMul(tf.softmax(s), heads(tfLinear(tf, hh, vw!, vb))), [0, 2, 1, 3]), [B, T, d]);
+      const yy = tf.add(xx, tfLinear(tf, att, ow!, ob));
+      const lsm = tf.logSoftmax(tf.reshape(tfLinear(tf, yy, emb), [B * T, V]));
+      return tf.div(tf.neg(tf.sum(tf.mul(lsm, onehot))), count);
+    };
+    const inputs = names.map((n) => tf.tensor(p.host.get(n)!, P(n).shape as number[]));
+    const { value, grads: tfGrads } = tf.valueAndGrads(fTf as (...a: tfTypes.Tensor[]) => tfTypes.Scalar)(inputs);
+    expectClose(await step.read(loss), value.dataSync(), { atol: 0, rtol: 1e-5 }, 'loss');
+    for (const [i, n] of names.entries()) {
+      expectGradsClose(await step.read(grads.get(P(n))!), tfGrads[i]!.dataSync(), `d${n}`);
+    }
+    // Rows of the position table past T were not used: their gradient is exactly zero.
+    const dpos = await step.read(grads.get(P('pos'))!);
+    expect(Array.from(dpos.subarray(T * d)).every((v) => v === 0)).toBe(true);
+    step.destroy();
+    p.free();
+  });
+
+  it('gives frozen parameters no gradient and agrees with central finite differences of the replayed loss', async () => {
+    const gp = gpu();
+    const [rows, d] = [7, 6];
+    const g = new Graph();
+    const p = params(g, gp, { x: { shape: [rows, d], scale: 1, trainable: false }, w: { shape: [d, d] }, frozen: { shape: [d, d], trainable: false }, t: { shape: [rows, d], trainable: false } }, 50);
+    const P = (n: string) => p.graph.get(n)!;
+    const y = gelu(g, linear(g, linear(g, P('x'), P('frozen'), null), P('w'), null));
+    const loss = mseLossOp(g, y, P('t'));
+    const grads = backward(g, [loss]);
+    expect([...grads.keys()].map((t) => t.label)).toEqual(['w']);
+    const step = await compileGraph(gp, g);
+    await step.run();
+    const dw = await step.read(grads.get(P('w'))!);
+    // Finite differences through the compiled step itself: perturb one weight, replay, read the loss.
+    const w = p.host.get('w')!;
+    const wTensor = step.tensor(P('w'));
+    const eps = 1e-2;
+    const lossAt = async (i: number, delta: number) => {
+      const moved = w.slice();
+      moved[i]! += delta;
+      gp.write(wTensor, moved);
+      await step.run();
+      return (await step.readScalars([loss]))[0]!;
+    };
+    for (const i of [0, 7, 20, 35]) {
+      const fd = ((await lossAt(i, eps)) - (await lossAt(i, -eps))) / (2 * eps);
+      // f32 loss ~0.3 read twice: rounding 3e-8 / 1e-2 plus eps^2 curvature terms ~1e-5.
+      expect(Math.abs(fd - dw[i]!)).toBeLessThan(2e-4 + 1e-3 * Math.abs(dw[i]!));
+    }
+    gp.write(wTensor, w);
+    step.destroy();
+    p.free();
+  });
+
+  it('refuses a node without a gradient rule on the gradient path, naming it', () => {
+    const g = new Graph();
+    const fakeParam = { buffer: null as unknown as GPUBuffer, offset: 0, dtype: 'f32' as const, shape: [4], label: 'w' };
+    const w = g.external(fakeParam, { trainable: true });
+    const y = g.temp([4], 'y', [w]);
+    g.add({ name: 'mystery', label: 'no rule', reads: [w], writes: [y], record: () => {} });
+    expect(() => backward(g, [y])).toThrow(ShapeError);
+    expect(() => backward(g, [y])).toThrow(/mystery \(no rule\) has no gradient rule/);
+  });
+});
