@@ -47,3 +47,27 @@ export class ShapeError extends DqwError {}
 
 /** A model configuration (config.json, preset, ggml hparams) that is missing a field or is inconsistent. */
 export class ConfigError extends DqwError {}
+
+/**
+ * A checkpoint file that cannot be loaded or written as it is: missing or unexpected tensors, a
+ * wrong shape or dtype, truncated or overlapping data, or weights that disagree with the config.
+ * `file` is the file and `tensor` the first tensor concerned (when one is); the message names both.
+ */
+export class CheckpointError extends DqwError {
+  constructor(
+    message: string,
+    readonly file: string,
+    readonly tensor?: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * A tokenizer file, option or input that the Whisper tokenizer cannot accept: a malformed
+ * tiktoken line, an unknown language or token id, special-token text where none is allowed.
+ */
+export class TokenizerError extends DqwError {}
+
+/** Input that WER/CER scoring cannot accept, such as an empty reference. */
+export class EvaluationError extends DqwError {}

@@ -19,3 +19,8 @@ export * from './kernels/adamw.js';
 export * from './model/config.js';
 export * from './model/init.js';
 export { Rng, type RngState } from './util/random.js';
+export * from './text/tokenizer.js';
+export * from './text/languages.js';
+export * from './text/generation-config.js';
+export * from './text/normalizers.js';
+export * from './text/metrics.js';

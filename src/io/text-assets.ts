@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { TokenizerError } from '../text/errors.js';
+import { TokenizerError } from '../errors.js';
 import { parseSuppressTokenConfig, type SuppressTokenConfig } from '../text/generation-config.js';
 import { WhisperTokenizer, type WhisperTokenizerOptions } from '../text/tokenizer.js';
 

@@ -1,4 +1,4 @@
-import { TokenizerError } from './errors.js';
+import { TokenizerError } from '../errors.js';
 
 /** The token-suppression lists of a Hugging Face generation_config.json. */
 export interface SuppressTokenConfig {

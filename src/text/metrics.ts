@@ -1,4 +1,4 @@
-import { EvaluationError } from './errors.js';
+import { EvaluationError } from '../errors.js';
 import { LANGUAGES_WITHOUT_SPACES } from './languages.js';
 
 // Edit counting is written here rather than taken from npm: Levenshtein packages return the

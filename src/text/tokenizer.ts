@@ -1,5 +1,5 @@
 import { Tiktoken } from 'js-tiktoken/lite';
-import { TokenizerError } from './errors.js';
+import { TokenizerError } from '../errors.js';
 import { WHISPER_LANGUAGES, toLanguageCode } from './languages.js';
 
 // Byte-pair encoding is js-tiktoken's (pure JS, takes custom ranks); this module adds what

@@ -1,6 +1,6 @@
 import { distance } from 'fastest-levenshtein';
 import { describe, expect, it } from 'vitest';
-import { EvaluationError } from '../../src/text/errors.js';
+import { EvaluationError } from '../../src/errors.js';
 import { charErrorRate, editCounts, scoreCorpus, wordErrorRate } from '../../src/text/metrics.js';
 import { whisperNormalizer } from '../../src/text/normalizers.js';
 import { HF_TINY, readJson, readSpeechSamples } from './assets.js';

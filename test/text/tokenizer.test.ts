@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadSuppressTokenConfig, loadWhisperTokenizer } from '../../src/io/text-assets.js';
-import { TokenizerError } from '../../src/text/errors.js';
+import { TokenizerError } from '../../src/errors.js';
 import { parseSuppressTokenConfig } from '../../src/text/generation-config.js';
 import { WhisperTokenizer, parseTiktokenRanks } from '../../src/text/tokenizer.js';
 import { HF_TINY, WHISPER_ASSETS, readFixture, readJson, readSpeechSamples } from './assets.js';
