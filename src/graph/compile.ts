@@ -7,6 +7,8 @@ import { planGraph, type GraphPlan, type PlanLimits } from './plan.js';
 export interface CompileOptions {
   /** Override device limits for the plan (tests force small arenas this way). */
   limits?: Partial<PlanLimits>;
+  /** false: no storage reuse and no in-place ops (see planGraph). Default true. */
+  reuse?: boolean;
 }
 
 type HostArray = Float32Array | Int32Array | Uint32Array;
@@ -142,7 +144,7 @@ export class CompiledGraph {
 export async function compileGraph(gpu: Gpu, g: Graph, opts: CompileOptions = {}): Promise<CompiledGraph> {
   g.freeze();
   const limits = { ...deviceLimits(gpu), ...opts.limits };
-  const plan = planGraph(g, limits);
+  const plan = planGraph(g, limits, { reuse: opts.reuse });
   const device = gpu.device;
   const arenas = plan.memory.arenaBytes.map((bytes, i) =>
     device.createBuffer({ label: `arena ${i}`, size: Math.max(16, bytes), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST }),

@@ -145,9 +145,11 @@ export interface GraphPlan {
 /**
  * Plan a graph's memory without a GPU: decide which in-place ops may reuse their input's storage
  * (where the op is that storage's last use), derive every temp's lifetime over the node order and
- * the read/write conflicts of each node, and place them with planMemory.
+ * the read/write conflicts of each node, and place them with planMemory. `reuse: false` gives
+ * every temp its own bytes and no in-place op (to bisect a suspected planning fault).
  */
-export function planGraph(g: Graph, limits: PlanLimits): GraphPlan {
+export function planGraph(g: Graph, limits: PlanLimits, opts: { reuse?: boolean } = {}): GraphPlan {
+  const reuse = opts.reuse ?? true;
   // Storage classes: temp bases, merged by in-place decisions (union-find over bases).
   const parent = new Map<GraphTensor, GraphTensor>();
   const find = (t: GraphTensor): GraphTensor => {
@@ -168,7 +170,7 @@ export function planGraph(g: Graph, limits: PlanLimits): GraphPlan {
   const inPlace = new Map<GraphTensor, GraphTensor>();
   g.nodes.forEach((n, i) => {
     const ip = n.inPlace;
-    if (!ip) return;
+    if (!ip || !reuse) return;
     const out = ip.output;
     const input = ip.input;
     if (out.persistent || input.persistent || out.viewOf || input.viewOf || out.bytes !== input.bytes) return;
@@ -197,7 +199,9 @@ export function planGraph(g: Graph, limits: PlanLimits): GraphPlan {
     if (id === undefined) {
       id = blocks.length;
       classBlock.set(cls, id);
-      blocks.push({ id, bytes: cls.bytes, first: firstUse.get(cls)!, last: lastUse.get(cls)!, label: cls.label });
+      // Without reuse every temp lives through the whole step: each gets its own bytes.
+      const [first, last] = reuse ? [firstUse.get(cls)!, lastUse.get(cls)!] : [0, g.nodes.length - 1];
+      blocks.push({ id, bytes: cls.bytes, first, last, label: cls.label });
     }
     blockOf.set(t, id);
   }
