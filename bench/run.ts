@@ -8,7 +8,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Gpu } from '../src/gpu/gpu.js';
 import { Profiler, type ProfileEvent } from '../src/gpu/profiler.js';
-import type { BenchCase } from './types.js';
+import type { BenchCase, BenchReport } from './types.js';
 import { comparisons, startTfjs } from './compare.js';
 
 const { values: args } = parseArgs({
@@ -57,15 +57,17 @@ async function timeRuns(gpu: Gpu, record: (rec: ReturnType<Gpu['record']>) => vo
   return { min: times[0]!, median: times[Math.floor(times.length / 2)]!, clock };
 }
 
-async function loadCases(): Promise<BenchCase[]> {
+async function loadCases(): Promise<{ cases: BenchCase[]; reports: BenchReport[] }> {
   const dir = join(dirname(fileURLToPath(import.meta.url)), 'cases');
   const files = readdirSync(dir).filter((f) => f.endsWith('.ts')).sort();
-  const all: BenchCase[] = [];
+  const cases: BenchCase[] = [];
+  const reports: BenchReport[] = [];
   for (const f of files) {
-    const mod = (await import(pathToFileURL(join(dir, f)).href)) as { cases?: BenchCase[] };
-    all.push(...(mod.cases ?? []));
+    const mod = (await import(pathToFileURL(join(dir, f)).href)) as { cases?: BenchCase[]; reports?: BenchReport[] };
+    cases.push(...(mod.cases ?? []));
+    reports.push(...(mod.reports ?? []));
   }
-  return all;
+  return { cases, reports };
 }
 
 function table(head: string[], rows: string[][]): string {
@@ -83,7 +85,8 @@ try {
   console.log(`repeats: ${repeat} (min and median of GPU time per run)\n`);
 
   const results: CaseResult[] = [];
-  for (const c of (await loadCases()).filter((c) => !filter || filter.test(`${c.family} ${c.name}`))) {
+  const loaded = await loadCases();
+  for (const c of loaded.cases.filter((c) => !filter || filter.test(`${c.family} ${c.name}`))) {
     const missing = (c.requires ?? []).filter((f) => !gpu.features[f]);
     if (missing.length > 0) {
       process.stderr.write(`  ${c.family} ${c.name}: skipped, the device has no ${missing.join(', ')}\n`);
@@ -104,6 +107,13 @@ try {
       results.map((r) => [r.family, r.name, r.ms.toFixed(3), r.medianMs.toFixed(3), r.gflops.toFixed(2), r.gbps.toFixed(2)]),
     ),
   );
+
+  const reported: { name: string; values: Record<string, number | string> }[] = [];
+  for (const r of loaded.reports.filter((r) => !filter || filter.test(r.name))) {
+    const result = await r.run(gpu);
+    console.log(`\n${r.name}:\n${result.lines.map((l) => `  ${l}`).join('\n')}`);
+    reported.push({ name: r.name, values: result.values });
+  }
 
   const compared: { name: string; oursMs: number; tfjsMs: number; ratio: number }[] = [];
   if (!args['no-tfjs']) {
@@ -128,7 +138,7 @@ try {
   }
 
   if (args.json) {
-    const out = { date: new Date().toISOString(), adapter: gpu.adapter, features: gpu.features, limits: gpu.limits, repeat, results, tfjs: compared };
+    const out = { date: new Date().toISOString(), adapter: gpu.adapter, features: gpu.features, limits: gpu.limits, repeat, results, reports: reported, tfjs: compared };
     writeFileSync(args.json, JSON.stringify(out, null, 2));
     console.log(`\nwrote ${args.json}`);
   }

@@ -25,3 +25,19 @@ export interface BenchInstance {
   /** Free the tensors setup made. */
   dispose(): void;
 }
+
+/**
+ * A figure that is not a timed kernel run (e.g. a memory plan, or a whole step's wall time):
+ * the runner prints its lines after the timed cases and puts them into the JSON output.
+ */
+export interface BenchReport {
+  name: string;
+  /** Compute the figures; each line is printed as is. */
+  run(gpu: Gpu): Promise<BenchReportResult>;
+}
+
+export interface BenchReportResult {
+  lines: string[];
+  /** Machine-readable figures for --json. */
+  values: Record<string, number | string>;
+}

@@ -155,7 +155,8 @@ export async function compileGraph(gpu: Gpu, g: Graph, opts: CompileOptions = {}
   for (const t of g.tensors) {
     if (t.viewOf) continue;
     if (t.role === 'external') {
-      bases.set(t, t.external!);
+      if (!t.external) throw new ShapeError(`compileGraph: parameter ${t} was built shape-only; build the graph with GPU tensors to compile it`);
+      bases.set(t, t.external);
     } else if (t.persistent) {
       const physical = gpu.empty(t.shape, t.dtype, t.label);
       owned.push(physical);

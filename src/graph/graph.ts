@@ -35,7 +35,7 @@ export class GraphTensor {
     readonly viewOf: GraphTensor | null = null,
     /** Element offset of this view into viewOf. */
     readonly viewOffset = 0,
-    /** The caller's GPU tensor, for 'external' tensors. */
+    /** The caller's GPU tensor, for 'external' tensors (null for a shape-only parameter). */
     readonly external: Tensor | null = null,
     /** Host data of a 'constant'. */
     readonly data: Float32Array | Int32Array | Uint32Array | null = null,
@@ -83,6 +83,13 @@ export class GraphTensor {
   toString(): string {
     return `"${this.label}" [${this.shape.join(', ')}] ${this.dtype}`;
   }
+}
+
+/** A tensor's description without storage. */
+export interface ShapeOnly {
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+  readonly label: string;
 }
 
 /** What a node's recording code sees once the graph is compiled. */
@@ -200,16 +207,19 @@ export class Graph {
   }
 
   /**
-   * A GPU tensor the caller owns, e.g. a model parameter; `trainable` ones get gradients.
-   * The same GPU tensor given twice gives the same graph tensor.
+   * A GPU tensor the caller owns, e.g. a model parameter; `trainable` ones get gradients. The
+   * same GPU tensor given twice gives the same graph tensor. A shape-only description (no
+   * buffer) makes a parameter that can be planned but not compiled (memory reports of models
+   * too big to upload).
    */
-  external(t: Tensor, opts: { trainable?: boolean } = {}): GraphTensor {
-    const existing = this.tensors.find((g) => g.external === t);
+  external(t: Tensor | ShapeOnly, opts: { trainable?: boolean } = {}): GraphTensor {
+    const physical = 'buffer' in t ? t : null;
+    const existing = physical ? this.tensors.find((g) => g.external === physical) : undefined;
     if (existing) {
       if (existing.requiresGrad !== (opts.trainable ?? false)) throw new ShapeError(`graph: "${t.label}" was bound as ${existing.requiresGrad ? 'trainable' : 'frozen'} before`);
       return existing;
     }
-    return this.make(t.shape, t.dtype, t.label, 'external', opts.trainable ?? false, { external: t });
+    return this.make(t.shape, t.dtype, t.label, 'external', opts.trainable ?? false, { external: physical });
   }
 
   /** A persistent tensor owned by the compiled graph, zeroed once when it is compiled. */

@@ -124,10 +124,11 @@ export interface WhisperGraph {
 /**
  * Add a Whisper forward to `g`: inputs (unless given), parameters bound from `weights`, encoder
  * and decoder. With `trainable`, gradients flow to the trainable parameters when `backward` is
- * called on a loss of the outputs.
+ * called on a loss of the outputs. Given a config instead of weights, the parameters are
+ * shape-only: the graph can be planned (planGraph) but not compiled.
  */
-export function buildWhisper(g: Graph, weights: WhisperWeights, shape: WhisperShape, opts: WhisperGraphOptions = {}): WhisperGraph {
-  const c = weights.config;
+export function buildWhisper(g: Graph, weights: WhisperWeights | WhisperConfig, shape: WhisperShape, opts: WhisperGraphOptions = {}): WhisperGraph {
+  const c = weights instanceof WhisperWeights ? weights.config : weights;
   const d = c.d_model;
   const { batch: B, tokens: T } = shape;
   const ctx = c.max_source_positions;
@@ -137,7 +138,10 @@ export function buildWhisper(g: Graph, weights: WhisperWeights, shape: WhisperSh
   const trainable = (name: string) =>
     typeof opts.trainable === 'function' ? opts.trainable(name) : (opts.trainable ?? false) && name !== FROZEN_ENCODER_POSITIONS;
   const params = new Map<string, GraphTensor>();
-  for (const name of weights.names) params.set(name, g.external(weights.get(name), { trainable: trainable(name) }));
+  for (const spec of whisperParameters(c)) {
+    const t = weights instanceof WhisperWeights ? weights.get(spec.name) : { shape: spec.shape, dtype: 'f32' as const, label: spec.name };
+    params.set(spec.name, g.external(t, { trainable: trainable(spec.name) }));
+  }
   const P = (name: string) => params.get(name)!;
 
   const inputs: WhisperInputs = {
