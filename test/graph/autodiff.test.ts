@@ -6,7 +6,7 @@ import type { Tensor } from '../../src/gpu/tensor.js';
 import { backward } from '../../src/graph/autodiff.js';
 import { compileGraph } from '../../src/graph/compile.js';
 import { Graph, type GraphTensor } from '../../src/graph/graph.js';
-import { crossEntropyLoss, mseLossOp } from '../../src/graph/losses.js';
+import { crossEntropyLoss, klDivergenceLoss, mseLossOp } from '../../src/graph/losses.js';
 import { add, attention, embedding, fakeQuantScales, gelu, layerNorm, linear } from '../../src/graph/ops.js';
 import { expectClose, maxAbsDiff, randomArray, useGpu } from '../helpers.js';
 import { quantizeRowsRef } from '../ref/quant.js';
@@ -215,6 +215,74 @@ describe('autodiff', () => {
       expect(Math.abs(fd - dw[i]!)).toBeLessThan(2e-4 + 1e-3 * Math.abs(dw[i]!));
     }
     gp.write(wTensor, w);
+    step.destroy();
+    p.free();
+  });
+
+  it('distillation losses: CE + KL on the same student logits and hidden-state MSE through a projection, frozen teacher, match TF.js', async () => {
+    const gp = gpu();
+    const tf = await tfCpu();
+    const [rows, dS, dT, V] = [6, 8, 10, 13];
+    const [alpha, beta, gamma, tau] = [0.8, 1, 0.5, 2];
+    const labels = Int32Array.from([3, -100, 7, 0, 12, -100]);
+    const g = new Graph();
+    const p = params(
+      g,
+      gp,
+      {
+        x: { shape: [rows, dS], scale: 1, trainable: false },
+        w1: { shape: [dS, dS] },
+        out: { shape: [V, dS] },
+        proj: { shape: [dT, dS] },
+        teacherIn: { shape: [rows, dT], scale: 1, trainable: false },
+        teacherOut: { shape: [V, dT], trainable: false },
+      },
+      90,
+    );
+    const P = (n: string) => p.graph.get(n)!;
+    const targets = g.input([rows], 'i32', 'labels');
+    // Teacher (frozen): its hidden state and logits; the student learns from both.
+    const teacherLogits = linear(g, P('teacherIn'), P('teacherOut'), null, { label: 'teacher logits' });
+    const h = gelu(g, linear(g, P('x'), P('w1'), null, { label: 'student hidden' }));
+    const logits = linear(g, h, P('out'), null, { label: 'student logits' });
+    const roots = [
+      crossEntropyLoss(g, logits, targets, { weight: alpha }),
+      klDivergenceLoss(g, logits, teacherLogits, { tau, mask: targets, weight: beta }),
+      mseLossOp(g, linear(g, h, P('proj'), null, { label: 'projection' }), P('teacherIn'), { mask: targets, weight: gamma }),
+    ];
+    const grads = backward(g, roots);
+    expect([...grads.keys()].map((t) => t.label).sort()).toEqual(['out', 'proj', 'w1']);
+    const step = await compileGraph(gp, g);
+    step.write(targets, labels);
+    await step.run();
+
+    const valid = Array.from(labels, (l): number => (l === -100 ? 0 : 1));
+    const count = valid.reduce((a, b) => a + b, 0);
+    const rowMask = tf.tensor(valid, [rows, 1]);
+    const onehot = tf.mul(tf.oneHot(tf.tensor1d(Array.from(labels, (l) => Math.max(l, 0)), 'int32'), V), rowMask);
+    const x = tf.tensor(p.host.get('x')!, [rows, dS]);
+    const teacherIn = tf.tensor(p.host.get('teacherIn')!, [rows, dT]);
+    const zT = tfLinear(tf, teacherIn, tf.tensor(p.host.get('teacherOut')!, [V, dT]));
+    const terms = (w1: tfTypes.Tensor, out: tfTypes.Tensor, proj: tfTypes.Tensor) => {
+      const hh = tfGelu(tf, tfLinear(tf, x, w1));
+      const z = tfLinear(tf, hh, out);
+      const ce = tf.div(tf.neg(tf.sum(tf.mul(tf.logSoftmax(z), onehot))), count);
+      const logPT = tf.logSoftmax(tf.div(zT, tau));
+      const kl = tf.mul(tf.div(tf.sum(tf.mul(rowMask, tf.sum(tf.mul(tf.exp(logPT), tf.sub(logPT, tf.logSoftmax(tf.div(z, tau)))), -1, true))), count), tau * tau);
+      const mse = tf.div(tf.sum(tf.mul(rowMask, tf.square(tf.sub(tfLinear(tf, hh, proj), teacherIn)))), count * dT);
+      return [ce, kl, mse] as tfTypes.Scalar[];
+    };
+    const names = ['w1', 'out', 'proj'];
+    const inputs = names.map((n) => tf.tensor(p.host.get(n)!, P(n).shape as number[]));
+    const total = (...w: tfTypes.Tensor[]) => {
+      const [ce, kl, mse] = terms(w[0]!, w[1]!, w[2]!);
+      return tf.addN([tf.mul(ce!, alpha), tf.mul(kl!, beta), tf.mul(mse!, gamma)]) as tfTypes.Scalar;
+    };
+    const { grads: tfGrads } = tf.valueAndGrads(total)(inputs);
+    // Each loss reports its own unweighted mean.
+    const values = terms(inputs[0]!, inputs[1]!, inputs[2]!).map((t) => t.dataSync()[0]!);
+    expectClose(await step.readScalars(roots), values, { atol: 0, rtol: 1e-5 }, 'CE, KL, MSE');
+    for (const [i, n] of names.entries()) expectGradsClose(await step.read(grads.get(P(n))!), tfGrads[i]!.dataSync(), `d${n}`);
     step.destroy();
     p.free();
   });
