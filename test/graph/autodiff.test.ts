@@ -11,6 +11,7 @@ import { add, attention, embedding, fakeQuantScales, gelu, layerNorm, linear } f
 import { expectClose, maxAbsDiff, randomArray, useGpu } from '../helpers.js';
 import { quantizeRowsRef } from '../ref/quant.js';
 import { tfCpu } from '../ref/tf.js';
+import { countDeviceObjects } from './counting.js';
 
 const gpu = useGpu();
 type TF = Awaited<ReturnType<typeof tfCpu>>;
@@ -206,7 +207,14 @@ describe('autodiff', () => {
       const moved = w.slice();
       moved[i]! += delta;
       gp.write(wTensor, moved);
-      await step.run();
+      // A replay creates no buffers or bind groups, and encodes the whole step once.
+      const counts = countDeviceObjects(gp.device);
+      try {
+        await step.run();
+      } finally {
+        counts.restore();
+      }
+      expect([counts.buffers, counts.bindGroups, counts.encoders]).toEqual([0, 0, 1]);
       return (await step.readScalars([loss]))[0]!;
     };
     for (const i of [0, 7, 20, 35]) {
