@@ -367,6 +367,7 @@ export function conv1d(g: Graph, x: GraphTensor, w: GraphTensor, bias: GraphTens
     record: (rec, b) => conv1dKernel(rec, b.tensor(x), b.tensor(w), b.tensor(bias), b.tensor(y), { ...convOpts, gelu: opts.gelu }),
     backward: (ctx) => {
       const dy = ctx.grad(y)!;
+      // dx needs x only for its shape (the kernel does not bind it), so x is not among the reads.
       ctx.into([x], ([dx], accumulate) =>
         g.add({ name: 'conv1d.dx', label, reads: [w, dy], writes: [dx!], record: (rec, b) => conv1dBackward(rec, b.tensor(x), b.tensor(w), b.tensor(dy), { x: b.tensor(dx!) }, { ...convOpts, accumulate }) }),
       );
