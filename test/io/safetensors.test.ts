@@ -8,7 +8,7 @@ import { randomArray } from '../helpers.js';
  * A safetensors file built by hand from the format's definition (u64 little-endian header length,
  * JSON header, data), independently of the encoder under test.
  */
-function handBuilt(header: Record<string, unknown>, data: number[], padTo = 1): Uint8Array {
+function handBuilt(header: Record<string, unknown>, data: number[], padTo = 1): Uint8Array<ArrayBuffer> {
   let json = JSON.stringify(header);
   while (json.length % padTo !== 0) json += ' ';
   const out = new Uint8Array(8 + json.length + data.length);
@@ -29,7 +29,7 @@ const f32le = (v: number) => [...new Uint8Array(new Float32Array([v]).buffer)];
 const f16Cases: [number, number][] = [[0x3c00, 1], [0xc000, -2], [0x3800, 0.5], [0x7bff, 65504], [0x0001, 2 ** -24], [0x7c00, Infinity], [0x8000, -0]];
 const bf16Cases: [number, number][] = [[0x3f80, 1], [0xc000, -2], [0x4049, 3.140625], [0x0001, 2 ** -133]];
 
-function sample(): Uint8Array {
+function sample(): Uint8Array<ArrayBuffer> {
   const data = [
     ...f32le(1.5), ...f32le(-3.25), ...f32le(1e-30), ...f32le(7),
     ...f16Cases.flatMap(([bits]) => le16(bits)),
