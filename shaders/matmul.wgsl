@@ -187,13 +187,13 @@ fn ste_mask(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3
   let s = q_scale[r];
   for (var k = lid.x; k < q_params.cols; k += QWG) {
     let i = r * q_params.cols + k;
-    if (!(s > 0.0 && abs(q_x[i] / s) <= q_params.qmax)) { q_grad_x[i] = 0.0; }
+    if (!(s > 0.0 && abs(round(q_x[i] / s)) <= q_params.qmax)) { q_grad_x[i] = 0.0; }
   }
 }
 
 // LSQ scale gradient (Esser et al. 2020) for learnable per-row scales, from the gradient of the
 // fake-quantized tensor (before ste_mask): with v = x / s,
-//   grad_scale[r] (+)= lsq_factor * sum_k grad[r, k] * (round(v) - v   if |v| <= qmax
+//   grad_scale[r] (+)= lsq_factor * sum_k grad[r, k] * (round(v) - v   if |round(v)| <= qmax
 //                                                       sign(v) * qmax otherwise).
 // lsq_factor is LSQ's gradient scale g (1/sqrt(cols * qmax) in the paper); 1 gives the plain
 // gradient. Rows with s <= 0 get 0. One workgroup per row.
@@ -208,7 +208,7 @@ fn lsq_scale_grad(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg
     for (var k = lid.x; k < q_params.cols; k += QWG) {
       let i = r * q_params.cols + k;
       let v = q_x[i] / s;
-      sum += q_grad_x_in[i] * select(sign(v) * qmax, round(v) - v, abs(v) <= qmax);
+      sum += q_grad_x_in[i] * select(sign(v) * qmax, round(v) - v, abs(round(v)) <= qmax);
     }
   }
   sum = q_reduce(lid.x, sum, false) * q_params.lsq_factor;

@@ -345,10 +345,9 @@ describe('autodiff', () => {
       expectGradsClose(keep(r.ours[1]!), keep(r.ref[1]!), 'dw');
     });
 
-    // Known kernel issue (shaders/matmul.wgsl ste_mask): the absmax element of a row whose
-    // f32 w / s rounds to qmax + 1 ulp gets gradient 0. PyTorch's fake_quantize masks on the
-    // rounded value round(w / s), which keeps it. This flips to passing once the mask does so.
-    it.fails('gives each row\'s absmax element its gradient even where f32 w / s rounds above qmax', async () => {
+    // Where f32 w / s lands a rounding step above qmax, the mask must test round(w / s) as
+    // PyTorch's fake_quantize does, or the absmax element loses its gradient.
+    it('gives each row\'s absmax element its gradient even where f32 w / s rounds above qmax', async () => {
       const r = await run();
       expect(r.boundary.some(Boolean)).toBe(true);
       expectGradsClose(r.ours[1]!, r.ref[1]!, 'dw');

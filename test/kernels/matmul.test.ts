@@ -248,27 +248,33 @@ describe('fake-quant backward (straight-through estimator, LSQ scales)', () => {
 
       // Finite differences of the loss itself are meaningless (round() is a staircase: zero
       // slope almost everywhere, jumps at ties). The STE rule says: differentiate as if
-      // round(u) were u + (round(u0) - u0), a constant offset frozen at the current point u0,
-      // with the clamp applied to v = w / s before rounding (LSQ). That surrogate is smooth
-      // between clamp kinks, so central differences of it in float64 check the STE mask and
-      // the LSQ formula independently of how they are written above.
-      const clamp = (v: number) => Math.min(qmax, Math.max(-qmax, v));
-      const offset = Float64Array.from(w, (wi, i) => roundHalfEven(clamp(wi / s[Math.floor(i / K)]!)) - clamp(wi / s[Math.floor(i / K)]!));
+      // round(u) were u + (round(u0) - u0), a constant offset frozen at the current point u0, for
+      // elements inside the clamp range as PyTorch's fake_quantize judges it (|round(v0)| <=
+      // qmax, v = w / s); outside, w_hat = s * sign(v) * qmax. That surrogate is smooth around
+      // u0, so central differences of it in float64 check the STE mask and the LSQ formula
+      // independently of how they are written above.
+      const v0 = Float64Array.from(w, (wi, i) => wi / s[Math.floor(i / K)]!);
+      const inside = Array.from(v0, (v) => Math.abs(roundHalfEven(v)) <= qmax);
+      const offset = Float64Array.from(v0, (v) => roundHalfEven(v) - v);
       const surrogateLoss = (wv: ArrayLike<number>, sv: ArrayLike<number>) => {
-        const wh = Float64Array.from({ length: N * K }, (_, i) => sv[Math.floor(i / K)]! * (clamp(wv[i]! / sv[Math.floor(i / K)]!) + offset[i]!));
+        const wh = Float64Array.from({ length: N * K }, (_, i) => {
+          const sc = sv[Math.floor(i / K)]!;
+          return sc * (inside[i] ? wv[i]! / sc + offset[i]! : Math.sign(v0[i]!) * qmax);
+        });
         return matmulRef(x, wh, { batch: 1, M, N, K, batchA: false, batchB: false }, { transB: true }).reduce((acc, v, i) => acc + v * gy[i]!, 0);
       };
       expectClose(gwGpu, finiteDifference((wv) => surrogateLoss(wv, s), w, 1e-6), { atol: 1e-4, rtol: 1e-4 }, 'dW vs finite differences');
       const fdS = finiteDifference((sv) => surrogateLoss(w, sv), s, 1e-7);
       expectClose(gsGpu, fdS.map((v) => v * lsqFactor + 0.25), { atol: 1e-4, rtol: 1e-4 }, 'dScale vs finite differences');
 
-      // TF.js: the same surrogate written with a custom-gradient round and clipByValue (whose
-      // gradient passes inside [-qmax, qmax] inclusive, like the mask).
+      // TF.js: the same surrogate written with a custom-gradient round inside the range and
+      // clipByValue (zero slope in v beyond the clamp) outside it.
       const tf = await tfCpu();
       type T = import('@tensorflow/tfjs-core').Tensor;
       const roundSte = tf.customGrad((u) => ({ value: tf.round(u as T), gradFunc: (dy: T) => dy }));
       const [tX, tW, tS] = tf.grads((xv: T, wv: T, sv: T) => {
-        const wq = tf.mul(roundSte(tf.clipByValue(tf.div(wv, sv), -qmax, qmax)) as T, sv);
+        const v = tf.div(wv, sv);
+        const wq = tf.mul(tf.where(tf.tensor2d(inside, [N, K], 'bool'), roundSte(v) as T, tf.clipByValue(v, -qmax, qmax)), sv);
         return tf.sum(tf.mul(tf.matMul(xv, wq, false, true), tf.tensor2d(gy, [M, N])));
       })([tf.tensor2d(x, [M, K]), tf.tensor2d(w, [N, K]), tf.tensor2d(s, [N, 1])]);
       expectClose(gxGpu, await tX!.data(), { atol: 1e-5, rtol: 1e-5 }, 'dX vs TF.js');

@@ -81,15 +81,19 @@ export function rowScalesRef(x: ArrayLike<number>, cols: number, qmax: number): 
   });
 }
 
-/** Straight-through estimator: grad where |w/s| <= qmax (and s > 0), else 0. */
+/**
+ * Straight-through estimator: grad where |round(w/s)| <= qmax (and s > 0), else 0. Like PyTorch's
+ * fake_quantize the mask tests the rounded value, so a row's absmax element (w/s = qmax, perhaps
+ * a rounding step above it in f32) keeps its gradient.
+ */
 export function steMaskRef(w: ArrayLike<number>, scale: ArrayLike<number>, grad: ArrayLike<number>, cols: number, qmax: number): Float64Array {
   return Float64Array.from({ length: w.length }, (_, i) => {
     const s = scale[Math.floor(i / cols)]!;
-    return s > 0 && Math.abs(w[i]! / s) <= qmax ? grad[i]! : 0;
+    return s > 0 && Math.abs(roundHalfEven(w[i]! / s)) <= qmax ? grad[i]! : 0;
   });
 }
 
-/** LSQ scale gradient per row: factor * sum grad * (round(v) - v inside the clamp, sign(v) * qmax outside). */
+/** LSQ scale gradient per row: factor * sum grad * (round(v) - v where |round(v)| <= qmax, sign(v) * qmax outside). */
 export function lsqScaleGradRef(w: ArrayLike<number>, scale: ArrayLike<number>, grad: ArrayLike<number>, cols: number, qmax: number, factor = 1): Float64Array {
   return Float64Array.from({ length: scale.length }, (_, r) => {
     const s = scale[r]!;
@@ -97,7 +101,7 @@ export function lsqScaleGradRef(w: ArrayLike<number>, scale: ArrayLike<number>, 
     let sum = 0;
     for (let k = 0; k < cols; k++) {
       const v = w[r * cols + k]! / s;
-      sum += grad[r * cols + k]! * (Math.abs(v) <= qmax ? roundHalfEven(v) - v : Math.sign(v) * qmax);
+      sum += grad[r * cols + k]! * (Math.abs(roundHalfEven(v)) <= qmax ? roundHalfEven(v) - v : Math.sign(v) * qmax);
     }
     return factor * sum;
   });
