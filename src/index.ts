@@ -24,3 +24,13 @@ export * from './text/languages.js';
 export * from './text/generation-config.js';
 export * from './text/normalizers.js';
 export * from './text/metrics.js';
+export { Program } from './gpu/program.js';
+export * from './graph/graph.js';
+export * from './graph/autodiff.js';
+/** Graph ops (recorded into a Graph, with gradient rules), named like the kernels they run. */
+export * as ops from './graph/ops.js';
+export * from './graph/losses.js';
+export * from './graph/optim.js';
+export * from './graph/plan.js';
+export * from './graph/compile.js';
+export * from './model/whisper.js';
