@@ -111,7 +111,7 @@ describe('Hugging Face checkpoints', () => {
     expect(loaded.warnings).toEqual([]);
     expect(loaded.weights.has('proj_out.weight')).toBe(false);
     const other = embedding.slice();
-    other[5] += 0.25;
+    other[5] = other[5]! + 0.25;
     const untied = await writeCustom('untied', smallConfig, [...specTensors(model.weights), { name: 'proj_out.weight', shape: [300, 32], data: other }]);
     const warned = await loadHfCheckpoint(untied);
     expect(warned.warnings).toHaveLength(1);
