@@ -90,3 +90,54 @@ export function toHeadMajor(x: ArrayLike<number>, B: number, H: number, L: numbe
         for (let d = 0; d < D; d++) y[((b * H + h) * L + l) * D + d] = x[((b * L + l) * H + h) * D + d]!;
   return y;
 }
+
+/**
+ * Gradients of sum(dOut * out) for out = attentionRef(q, k, v, ...), in float64, written out
+ * analytically: P = softmax rows, dV = P^T dOut, dP = dOut V^T, dS = P * (dP - rowsum(dOut * out)),
+ * dQ = scale dS K, dK = scale dS^T Q. Fully masked rows contribute nothing. Head-major like
+ * attentionRef; dOut is [B, H, Lq, D].
+ */
+export function attentionBackwardRef(
+  q: ArrayLike<number>,
+  k: ArrayLike<number>,
+  v: ArrayLike<number>,
+  dOut: ArrayLike<number>,
+  s: AttentionShape,
+  scale: number,
+  mask: AttentionMask = {},
+): { dq: Float64Array; dk: Float64Array; dv: Float64Array } {
+  const { B, H, Lq, Lk, D } = s;
+  const { out, lse } = attentionRef(q, k, v, s, scale, mask);
+  const dq = new Float64Array(B * H * Lq * D);
+  const dk = new Float64Array(B * H * Lk * D);
+  const dv = new Float64Array(B * H * Lk * D);
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      const bh = b * H + h;
+      for (let i = 0; i < Lq; i++) {
+        const row = bh * Lq + i;
+        if (lse[row] === -Infinity) continue;
+        let delta = 0;
+        for (let d = 0; d < D; d++) delta += dOut[row * D + d]! * out[row * D + d]!;
+        for (let j = 0; j < Lk; j++) {
+          if (!attentionVisible(s, mask, b, i, j)) continue;
+          const key = bh * Lk + j;
+          let dot = 0;
+          let dp = 0;
+          for (let d = 0; d < D; d++) {
+            dot += q[row * D + d]! * k[key * D + d]!;
+            dp += dOut[row * D + d]! * v[key * D + d]!;
+          }
+          const p = Math.exp(dot * scale - lse[row]!);
+          const ds = p * (dp - delta);
+          for (let d = 0; d < D; d++) {
+            dv[key * D + d]! += p * dOut[row * D + d]!;
+            dq[row * D + d]! += scale * ds * k[key * D + d]!;
+            dk[key * D + d]! += scale * ds * q[row * D + d]!;
+          }
+        }
+      }
+    }
+  }
+  return { dq, dk, dv };
+}

@@ -1,0 +1,64 @@
+// Shared pieces of the kernel labs (bench/lab/<family>/run.ts): numbered versions vN.wgsl with
+// a `// lab: key=value ... note` first line, round-robin timing, and a Markdown table.
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export interface LabVersion {
+  /** 'v3' for v3.wgsl. */
+  name: string;
+  source: string;
+  /** key=value pairs of the `// lab:` line (tile sizes the runner needs). */
+  params: Readonly<Record<string, string>>;
+  /** The rest of the `// lab:` line: what this version changes. */
+  note: string;
+}
+
+/**
+ * The vN.wgsl files of `dir` in numeric order (only those named in `only`, a comma list, when
+ * given). Each must start with `// lab: ` followed by key=value pairs and a free-text note; every
+ * key in `required` must be present.
+ */
+export function loadVersions(dir: string, required: readonly string[], only?: string): LabVersion[] {
+  const wanted = only?.split(',');
+  return readdirSync(dir)
+    .filter((f) => /^v\d+\.wgsl$/.test(f))
+    .sort((x, y) => Number(x.slice(1, -5)) - Number(y.slice(1, -5)))
+    .filter((f) => !wanted || wanted.includes(f.slice(0, -5)))
+    .map((f) => {
+      const source = readFileSync(join(dir, f), 'utf8');
+      const head = /^\/\/ lab: (.*)$/m.exec(source);
+      if (!head) throw new Error(`${f}: needs a line "// lab: key=value ... <note>"`);
+      const params: Record<string, string> = {};
+      const words = head[1]!.split(' ');
+      let n = 0;
+      for (; n < words.length && /^\w+=\S+$/.test(words[n]!); n++) {
+        const [key, value] = words[n]!.split('=') as [string, string];
+        params[key] = value;
+      }
+      for (const key of required) if (!(key in params)) throw new Error(`${f}: the "// lab:" line lacks ${key}=...`);
+      return { name: f.slice(0, -5), source, params, note: words.slice(n).join(' ') };
+    });
+}
+
+/**
+ * Time every job `rounds` times after one warm-up round, each round running every job once in
+ * turn, so that load from other processes sharing the CPU hits all jobs alike. Returns the
+ * minimum per job (the noise on a shared machine only ever adds time).
+ */
+export async function roundRobin(jobs: readonly (() => Promise<number>)[], rounds: number): Promise<number[]> {
+  const best = jobs.map(() => Infinity);
+  for (let round = 0; round <= rounds; round++) {
+    for (const [i, job] of jobs.entries()) {
+      const ms = await job();
+      if (round > 0) best[i] = Math.min(best[i]!, ms);
+    }
+  }
+  return best;
+}
+
+/** A Markdown table with columns padded to their widest cell. */
+export function markdownTable(head: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: readonly string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
+  return [line(head), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line)].join('\n');
+}
