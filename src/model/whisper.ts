@@ -121,6 +121,164 @@ export interface WhisperGraph {
   logits: GraphTensor;
 }
 
+/** Options of the Whisper building blocks (see WhisperGraphOptions). */
+export type WhisperBlockOptions = Pick<WhisperGraphOptions, 'trainable' | 'quantize' | 'label'>;
+
+/**
+ * How a decoder block attends, given its projections (token-major [batch, tokens, d]): the
+ * plain graph attends over the block's own keys and the encoder output; the KV-cache inference
+ * graphs (model/inference.ts) over cached rows.
+ */
+export interface DecoderAttention {
+  /** Self-attention of block `layer` from its q, k, v projections; returns the heads' output before out_proj. */
+  self(layer: number, q: GraphTensor, k: GraphTensor, v: GraphTensor): GraphTensor;
+  /** Cross-attention of block `layer` from its q projection; returns the heads' output before out_proj. */
+  cross(layer: number, q: GraphTensor): GraphTensor;
+}
+
+/**
+ * The layers of Whisper on a graph, parameters bound by Hugging Face name on first use: the
+ * pieces buildWhisper assembles, shared with the KV-cache inference graphs so that both run
+ * the very same ops.
+ */
+export class WhisperBlocks {
+  readonly config: WhisperConfig;
+  /** Parameters bound so far, by name. */
+  readonly params = new Map<string, GraphTensor>();
+  private readonly prefix: string;
+
+  constructor(
+    readonly g: Graph,
+    private readonly weights: WhisperWeights | WhisperConfig,
+    private readonly opts: WhisperBlockOptions = {},
+  ) {
+    this.config = weights instanceof WhisperWeights ? weights.config : weights;
+    this.prefix = opts.label ? `${opts.label} ` : '';
+  }
+
+  /** The graph tensor of a parameter (an external bound once; shape-only when built from a config). */
+  param(name: string): GraphTensor {
+    let p = this.params.get(name);
+    if (p) return p;
+    const w = this.weights;
+    const t = w instanceof WhisperWeights ? w.get(name) : { shape: this.shapeOf(name), dtype: 'f32' as const, label: name };
+    const trainable = typeof this.opts.trainable === 'function' ? this.opts.trainable(name) : (this.opts.trainable ?? false) && name !== FROZEN_ENCODER_POSITIONS;
+    p = this.g.external(t, { trainable });
+    this.params.set(name, p);
+    return p;
+  }
+
+  /** x @ W^T (+ b) (-> GELU) with parameters `${name}.weight` / `.bias`, fake-quantized when asked. */
+  dense(x: GraphTensor, name: string, o: { bias?: boolean; gelu?: boolean; label: string }): GraphTensor {
+    const w = this.param(`${name}.weight`);
+    const q = this.opts.quantize?.(`${name}.weight`);
+    return linear(this.g, x, w, o.bias === false ? null : this.param(`${name}.bias`), {
+      gelu: o.gelu,
+      quant: q ? { scale: fakeQuantScales(this.g, w, q.bits), bits: q.bits } : undefined,
+      label: this.prefix + o.label,
+    });
+  }
+
+  norm(x: GraphTensor, name: string, label: string): GraphTensor {
+    return layerNorm(this.g, x, this.param(`${name}.weight`), this.param(`${name}.bias`), { label: this.prefix + label });
+  }
+
+  /** q, k, v projections of x for the attention `${name}` (k_proj has no bias). */
+  qkv(x: GraphTensor, name: string, label: string): { q: GraphTensor; k: GraphTensor; v: GraphTensor } {
+    return {
+      q: this.dense(x, `${name}.q_proj`, { label: `${label} q` }),
+      k: this.dense(x, `${name}.k_proj`, { bias: false, label: `${label} k` }),
+      v: this.dense(x, `${name}.v_proj`, { label: `${label} v` }),
+    };
+  }
+
+  /** Multi-head attention with the decoder's head count (the encoder has its own, see encoder). */
+  attend(q: GraphTensor, k: GraphTensor, v: GraphTensor, label: string, o: { causal?: boolean; keyLengths?: GraphTensor | null; heads?: number } = {}): GraphTensor {
+    return attention(this.g, q, k, v, { heads: o.heads ?? this.config.decoder_attention_heads, causal: o.causal, keyLengths: o.keyLengths ?? undefined, label: this.prefix + label });
+  }
+
+  mlp(x: GraphTensor, name: string, label: string): GraphTensor {
+    return this.dense(this.dense(x, `${name}.fc1`, { gelu: true, label: `${label} fc1` }), `${name}.fc2`, { label: `${label} fc2` });
+  }
+
+  /**
+   * The encoder on mel [batch, num_mel_bins, 2 * max_source_positions]: GELU(conv1),
+   * GELU(conv2, stride 2) token-major, + sinusoidal positions, pre-LN blocks, final LayerNorm.
+   * `hidden` as WhisperGraph.encoderHidden; `out` [batch, max_source_positions, d].
+   */
+  encoder(mel: GraphTensor): { hidden: GraphTensor[]; out: GraphTensor } {
+    const { g, config: c, prefix } = this;
+    const P = (name: string) => this.param(name);
+    const conv1 = conv1d(g, mel, P('model.encoder.conv1.weight'), P('model.encoder.conv1.bias'), { gelu: true, label: `${prefix}conv1` });
+    const conv2 = conv1d(g, conv1, P('model.encoder.conv2.weight'), P('model.encoder.conv2.bias'), { stride: 2, tokenMajor: true, gelu: true, label: `${prefix}conv2` });
+    if (conv2.shape[1] !== c.max_source_positions) throw new ShapeError(`buildWhisper: conv2 gives ${conv2.shape[1]} positions, max_source_positions is ${c.max_source_positions}`);
+    let x = add(g, conv2, P(FROZEN_ENCODER_POSITIONS), { label: `${prefix}encoder positions` });
+    const hidden: GraphTensor[] = [];
+    for (let l = 0; l < c.encoder_layers; l++) {
+      hidden.push(x);
+      const p = `model.encoder.layers.${l}`;
+      const a = this.norm(x, `${p}.self_attn_layer_norm`, `enc${l} ln1`);
+      const { q, k, v } = this.qkv(a, `${p}.self_attn`, `enc${l} self-attn`);
+      const heads = this.attend(q, k, v, `enc${l} self-attn`, { heads: c.encoder_attention_heads });
+      x = add(g, x, this.dense(heads, `${p}.self_attn.out_proj`, { label: `enc${l} self-attn out` }), { label: `${prefix}enc${l} residual1` });
+      x = add(g, x, this.mlp(this.norm(x, `${p}.final_layer_norm`, `enc${l} ln2`), p, `enc${l}`), { label: `${prefix}enc${l} residual2` });
+    }
+    const out = this.norm(x, 'model.encoder.layer_norm', 'encoder ln');
+    hidden.push(out);
+    return { hidden, out };
+  }
+
+  /**
+   * The decoder blocks on embedded tokens y0 [batch, tokens, d] (token + position embeddings),
+   * attending as `attend` says; `hidden` as WhisperGraph.decoderHidden (the last entry is after
+   * the final LayerNorm).
+   */
+  decoder(y0: GraphTensor, attend: DecoderAttention): { hidden: GraphTensor[] } {
+    const { g, config: c, prefix } = this;
+    let y = y0;
+    const hidden: GraphTensor[] = [];
+    for (let l = 0; l < c.decoder_layers; l++) {
+      hidden.push(y);
+      const p = `model.decoder.layers.${l}`;
+      const a = this.norm(y, `${p}.self_attn_layer_norm`, `dec${l} ln1`);
+      const { q, k, v } = this.qkv(a, `${p}.self_attn`, `dec${l} self-attn`);
+      const selfHeads = attend.self(l, q, k, v);
+      y = add(g, y, this.dense(selfHeads, `${p}.self_attn.out_proj`, { label: `dec${l} self-attn out` }), { label: `${prefix}dec${l} residual1` });
+      const b = this.norm(y, `${p}.encoder_attn_layer_norm`, `dec${l} ln2`);
+      const crossHeads = attend.cross(l, this.dense(b, `${p}.encoder_attn.q_proj`, { label: `dec${l} cross-attn q` }));
+      y = add(g, y, this.dense(crossHeads, `${p}.encoder_attn.out_proj`, { label: `dec${l} cross-attn out` }), { label: `${prefix}dec${l} residual2` });
+      y = add(g, y, this.mlp(this.norm(y, `${p}.final_layer_norm`, `dec${l} ln3`), p, `dec${l}`), { label: `${prefix}dec${l} residual3` });
+    }
+    hidden.push(this.norm(y, 'model.decoder.layer_norm', 'decoder ln'));
+    return { hidden };
+  }
+
+  /** Cross-attention keys and values of block `layer` from the encoder output (k_proj has no bias). */
+  crossKeysValues(encoderOut: GraphTensor, layer: number): { k: GraphTensor; v: GraphTensor } {
+    const p = `model.decoder.layers.${layer}.encoder_attn`;
+    return {
+      k: this.dense(encoderOut, `${p}.k_proj`, { bias: false, label: `dec${layer} cross-attn k` }),
+      v: this.dense(encoderOut, `${p}.v_proj`, { label: `dec${layer} cross-attn v` }),
+    };
+  }
+
+  /** Token embedding of ids [batch, tokens] (i32). */
+  embedTokens(ids: GraphTensor): GraphTensor {
+    return embedding(this.g, ids, this.param('model.decoder.embed_tokens.weight'), { label: `${this.prefix}token embedding` });
+  }
+
+  /** Logits [..., vocab_size] of final decoder states: the output projection is the token embedding. */
+  logits(final: GraphTensor): GraphTensor {
+    return this.dense(final, 'model.decoder.embed_tokens', { bias: false, label: 'logits' });
+  }
+
+  private shapeOf(name: string): readonly number[] {
+    const spec = whisperParameters(this.config).find((p) => p.name === name);
+    if (!spec) throw new ShapeError(`Whisper has no parameter "${name}"`);
+    return spec.shape;
+  }
+}
+
 /**
  * Add a Whisper forward to `g`: inputs (unless given), parameters bound from `weights`, encoder
  * and decoder. With `trainable`, gradients flow to the trainable parameters when `backward` is
@@ -131,18 +289,12 @@ export function buildWhisper(g: Graph, weights: WhisperWeights | WhisperConfig, 
   const c = weights instanceof WhisperWeights ? weights.config : weights;
   const d = c.d_model;
   const { batch: B, tokens: T } = shape;
-  const ctx = c.max_source_positions;
   if (!Number.isInteger(B) || B < 1) throw new ShapeError(`buildWhisper: batch must be a positive integer, got ${B}`);
   if (!Number.isInteger(T) || T < 1 || T > c.max_target_positions) throw new ShapeError(`buildWhisper: tokens must be 1..${c.max_target_positions} (max_target_positions), got ${T}`);
   const prefix = opts.label ? `${opts.label} ` : '';
-  const trainable = (name: string) =>
-    typeof opts.trainable === 'function' ? opts.trainable(name) : (opts.trainable ?? false) && name !== FROZEN_ENCODER_POSITIONS;
-  const params = new Map<string, GraphTensor>();
-  for (const spec of whisperParameters(c)) {
-    const t = weights instanceof WhisperWeights ? weights.get(spec.name) : { shape: spec.shape, dtype: 'f32' as const, label: spec.name };
-    params.set(spec.name, g.external(t, { trainable: trainable(spec.name) }));
-  }
-  const P = (name: string) => params.get(name)!;
+  const blocks = new WhisperBlocks(g, weights, opts);
+  // Bind every parameter up front, in transformers' order (the optimizer walks them so).
+  for (const spec of whisperParameters(c)) blocks.param(spec.name);
 
   const inputs: WhisperInputs = {
     mel: opts.inputs?.mel ?? g.input([B, c.num_mel_bins, melFrames(c)], 'f32', 'mel'),
@@ -155,58 +307,21 @@ export function buildWhisper(g: Graph, weights: WhisperWeights | WhisperConfig, 
   expectInput(inputs.mel, [B, c.num_mel_bins, melFrames(c)], 'mel');
   expectInput(inputs.tokens, [B, T], 'tokens');
 
-  const dense = (x: GraphTensor, name: string, o: { bias?: boolean; gelu?: boolean; label: string }) => {
-    const w = P(`${name}.weight`);
-    const q = opts.quantize?.(`${name}.weight`);
-    return linear(g, x, w, o.bias === false ? null : P(`${name}.bias`), {
-      gelu: o.gelu,
-      quant: q ? { scale: fakeQuantScales(g, w, q.bits), bits: q.bits } : undefined,
-      label: prefix + o.label,
-    });
-  };
-  const norm = (x: GraphTensor, name: string, label: string) => layerNorm(g, x, P(`${name}.weight`), P(`${name}.bias`), { label: prefix + label });
-  const mha = (xq: GraphTensor, xkv: GraphTensor, name: string, heads: number, label: string, o: { causal?: boolean; keyLengths?: GraphTensor | null } = {}) => {
-    const q = dense(xq, `${name}.q_proj`, { label: `${label} q` });
-    const k = dense(xkv, `${name}.k_proj`, { bias: false, label: `${label} k` });
-    const v = dense(xkv, `${name}.v_proj`, { label: `${label} v` });
-    const a = attention(g, q, k, v, { heads, causal: o.causal, keyLengths: o.keyLengths ?? undefined, label: prefix + label });
-    return dense(a, `${name}.out_proj`, { label: `${label} out` });
-  };
-  const mlp = (x: GraphTensor, name: string, label: string) =>
-    dense(dense(x, `${name}.fc1`, { gelu: true, label: `${label} fc1` }), `${name}.fc2`, { label: `${label} fc2` });
-
-  // Encoder: GELU(conv1), GELU(conv2, stride 2) written token-major, + sinusoidal positions.
-  const conv1 = conv1d(g, inputs.mel, P('model.encoder.conv1.weight'), P('model.encoder.conv1.bias'), { gelu: true, label: `${prefix}conv1` });
-  const conv2 = conv1d(g, conv1, P('model.encoder.conv2.weight'), P('model.encoder.conv2.bias'), { stride: 2, tokenMajor: true, gelu: true, label: `${prefix}conv2` });
-  if (conv2.shape[1] !== ctx) throw new ShapeError(`buildWhisper: conv2 gives ${conv2.shape[1]} positions, max_source_positions is ${ctx}`);
-  let x = add(g, conv2, P(FROZEN_ENCODER_POSITIONS), { label: `${prefix}encoder positions` });
-  const encoderHidden: GraphTensor[] = [];
-  for (let l = 0; l < c.encoder_layers; l++) {
-    encoderHidden.push(x);
-    const p = `model.encoder.layers.${l}`;
-    const a = norm(x, `${p}.self_attn_layer_norm`, `enc${l} ln1`);
-    x = add(g, x, mha(a, a, `${p}.self_attn`, c.encoder_attention_heads, `enc${l} self-attn`), { label: `${prefix}enc${l} residual1` });
-    x = add(g, x, mlp(norm(x, `${p}.final_layer_norm`, `enc${l} ln2`), p, `enc${l}`), { label: `${prefix}enc${l} residual2` });
-  }
-  const encoderOut = norm(x, 'model.encoder.layer_norm', 'encoder ln');
-  encoderHidden.push(encoderOut);
-
+  const encoder = blocks.encoder(inputs.mel);
   // Decoder: token embedding + the first T learned positions.
-  const positions = g.view(P('model.decoder.embed_positions.weight'), [T, d], 0, `${prefix}decoder positions [0, ${T})`);
-  let y = add(g, embedding(g, inputs.tokens, P('model.decoder.embed_tokens.weight'), { label: `${prefix}token embedding` }), positions, { label: `${prefix}decoder positions` });
-  const decoderHidden: GraphTensor[] = [];
-  for (let l = 0; l < c.decoder_layers; l++) {
-    decoderHidden.push(y);
-    const p = `model.decoder.layers.${l}`;
-    const a = norm(y, `${p}.self_attn_layer_norm`, `dec${l} ln1`);
-    y = add(g, y, mha(a, a, `${p}.self_attn`, c.decoder_attention_heads, `dec${l} self-attn`, { causal: true, keyLengths: inputs.tokenLengths }), { label: `${prefix}dec${l} residual1` });
-    const b = norm(y, `${p}.encoder_attn_layer_norm`, `dec${l} ln2`);
-    y = add(g, y, mha(b, encoderOut, `${p}.encoder_attn`, c.decoder_attention_heads, `dec${l} cross-attn`), { label: `${prefix}dec${l} residual2` });
-    y = add(g, y, mlp(norm(y, `${p}.final_layer_norm`, `dec${l} ln3`), p, `dec${l}`), { label: `${prefix}dec${l} residual3` });
-  }
-  const final = norm(y, 'model.decoder.layer_norm', 'decoder ln');
-  decoderHidden.push(final);
-  const logits = dense(final, 'model.decoder.embed_tokens', { bias: false, label: 'logits' });
+  const positions = g.view(blocks.param('model.decoder.embed_positions.weight'), [T, d], 0, `${prefix}decoder positions [0, ${T})`);
+  const y0 = add(g, blocks.embedTokens(inputs.tokens), positions, { label: `${prefix}decoder positions` });
+  const decoder = blocks.decoder(y0, {
+    self: (l, q, k, v) => blocks.attend(q, k, v, `dec${l} self-attn`, { causal: true, keyLengths: inputs.tokenLengths }),
+    cross: (l, q) => {
+      const { k, v } = blocks.crossKeysValues(encoder.out, l);
+      return blocks.attend(q, k, v, `dec${l} cross-attn`);
+    },
+  });
+  const encoderHidden = encoder.hidden;
+  const encoderOut = encoder.out;
+  const decoderHidden = decoder.hidden;
+  const logits = blocks.logits(decoderHidden[decoderHidden.length - 1]!);
 
   const keep = opts.keep ?? {};
   const pick = (states: GraphTensor[], which: readonly number[] | 'all' | undefined, what: string) => {
@@ -220,7 +335,7 @@ export function buildWhisper(g: Graph, weights: WhisperWeights | WhisperConfig, 
   pick(decoderHidden, keep.decoderHidden, 'decoderHidden');
   if (keep.encoderOut) g.keep(encoderOut);
   if (keep.logits) g.keep(logits);
-  return { inputs, params, encoderHidden, encoderOut, decoderHidden, logits };
+  return { inputs, params: blocks.params, encoderHidden, encoderOut, decoderHidden, logits };
 }
 
 /** Options of a cross-entropy training step. */
