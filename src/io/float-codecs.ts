@@ -9,9 +9,6 @@ if (!littleEndianHost) throw new Error('dq-whisper checkpoint I/O needs a little
 /** The float encodings checkpoints store and dq-whisper reads or writes. */
 export type FloatEncoding = 'f32' | 'f16' | 'bf16';
 
-/** Bytes of one element of each encoding. */
-export const floatEncodingBytes: Readonly<Record<FloatEncoding, number>> = { f32: 4, f16: 2, bf16: 2 };
-
 let f16Table: Float32Array | undefined;
 
 /** All 65,536 binary16 values as float32: a table lookup per element is the fastest widening. */
