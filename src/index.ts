@@ -34,3 +34,7 @@ export * from './graph/optim.js';
 export * from './graph/plan.js';
 export * from './graph/compile.js';
 export * from './model/whisper.js';
+export * from './io/byte-source.js';
+export * from './io/safetensors.js';
+export * from './io/huggingface.js';
+export * from './io/ggml.js';

@@ -1,0 +1,6 @@
+// Node-only additions to the public API (file system, hashing): `import ... from 'dq-whisper/node'`.
+// Everything in src/index.ts is also re-exported, so Node programs need only this entry.
+export * from './index.js';
+export * from './io/node-files.js';
+export * from './io/checksums.js';
+export * from './io/text-assets.js';
