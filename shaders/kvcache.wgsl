@@ -44,17 +44,21 @@ fn copy_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) w
   dst[dst_at] = src[src_at];
 }
 
-// Parents outside [0, seqs) are rejected on the host (the kernel cannot report them).
+// Parents outside [0, seqs) are rejected on the host (the kernel cannot report them). The grid
+// covers every row of src so that a recorded reorder changes only `count` between replays;
+// rows past it return at once.
 @compute @workgroup_size(64)
 fn gather_sequences(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let c = gid.x;
   let n = moved_row(wg, nwg);
-  if (c >= params.width || n >= params.groups * params.seqs * params.count) { return; }
-  let r = n % params.count;
-  let s = (n / params.count) % params.seqs;
-  let g = n / (params.count * params.seqs);
+  let rows = params.src_rows;
+  if (c >= params.width || n >= params.groups * params.seqs * rows) { return; }
+  let r = n % rows;
+  if (r >= params.count) { return; }
+  let s = (n / rows) % params.seqs;
+  let g = n / (rows * params.seqs);
   let p = parents[s];
-  let src_at = ((g * params.seqs + p) * params.src_rows + r) * params.width + c;
-  let dst_at = ((g * params.seqs + s) * params.dst_rows + r) * params.width + c;
+  let src_at = ((g * params.seqs + p) * rows + r) * params.width + c;
+  let dst_at = ((g * params.seqs + s) * rows + r) * params.width + c;
   dst[dst_at] = src[src_at];
 }

@@ -70,7 +70,8 @@ export function validateParents(parents: ArrayLike<number>, sequences: number, l
  * (group) of a cache after a beam-search step. src, dst: [G, S, R, W] f32 (different buffers;
  * WebGPU forbids binding one buffer both ways); parents: u32 [S], each in [0, S) (check host
  * values with validateParents; the kernel cannot report bad ones). `rows` (default R) limits
- * the copy to the rows in use.
+ * the copy to the rows in use; it is a uniform value (the grid covers all R rows), so a recorded
+ * reorder changes it with `rewrite`.
  */
 export function gatherSequences(rec: Recorder, src: Tensor, dst: Tensor, parents: Tensor, opts: { rows?: number; label?: string } = {}): void {
   const what = `gatherSequences${opts.label ? ` (${opts.label})` : ''}`;
@@ -89,7 +90,7 @@ export function gatherSequences(rec: Recorder, src: Tensor, dst: Tensor, parents
       tensors: { src, dst, parents },
       uniforms: { groups: G, seqs: S, width: W, count: rows, src_rows: R, dst_rows: R, src_start: 0, dst_start: 0 },
       sizes: { src: G * S * R * W, dst: G * S * R * W, parents: S },
-      workgroups: grid(W, G * S * rows),
+      workgroups: grid(W, G * S * R),
       flops: 0,
       bytes: 8 * G * S * rows * W + 4 * S,
     },

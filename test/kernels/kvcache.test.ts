@@ -64,6 +64,23 @@ describe('gatherSequences', () => {
     }
   });
 
+  it('a recorded reorder replays with a rewritten row count', async () => {
+    const g = gpu();
+    const [G, S, R, W] = [2, 3, 4, 6];
+    const srcHost = randomArray(G * S * R * W, 6);
+    const src = g.upload(srcHost, [G, S, R, W], 'f32', 'cache');
+    const dst = g.upload(new Float32Array(G * S * R * W), [G, S, R, W], 'f32', 'scratch');
+    const parents = g.upload([1, 2, 0], [S], 'u32', 'parents');
+    const record = (rows: number) => (rec: Parameters<typeof gatherSequences>[0]) => gatherSequences(rec, src, dst, parents, { rows });
+    const program = await g.compile(record(1));
+    await program.run();
+    expectClose(await g.readF32(dst), gatherSequencesRef(srcHost, new Float32Array(G * S * R * W), { G, S, R, W }, [1, 2, 0], 1), exact, '1 row');
+    program.rewrite(0, record(3));
+    await program.run();
+    expectClose(await g.readF32(dst), gatherSequencesRef(srcHost, new Float32Array(G * S * R * W), { G, S, R, W }, [1, 2, 0], 3), exact, '3 rows');
+    program.destroy();
+  });
+
   it('rejects bad parents on the host and wrong dtypes', () => {
     const g = gpu();
     expect(() => validateParents([0, 2], 2)).toThrow(/parent 2 of sequence 1 is outside \[0, 2\)/);
