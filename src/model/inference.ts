@@ -109,6 +109,11 @@ interface LogitsProgram {
   readback: GPUBuffer;
 }
 
+function destroyLogitsProgram(lp: LogitsProgram): void {
+  lp.compiled.destroy();
+  lp.readback.destroy();
+}
+
 /** The encoder program of one window count, with the cross keys/values it leaves for decoding. */
 interface EncoderSlot {
   compiled: CompiledGraph;
@@ -117,18 +122,36 @@ interface EncoderSlot {
   crossKeys: Tensor[];
   crossValues: Tensor[];
   /** The audio whose keys/values the slot holds now. */
-  loaded: EncodedAudio | null;
+  loaded: EncodedWindows | null;
 }
 
-/** Encoded audio windows: the handle a decoding session attends to. */
-export class EncodedAudio {
+/**
+ * Encoded audio windows: the handle a decoding session attends to. Their cross-attention keys
+ * and values live in the backend's slot for this window count; when a later encode of as many
+ * windows took the slot, they are encoded again from the kept log-mel before they are used.
+ */
+export class EncodedWindows {
+  private melData: Float32Array | null;
+
   /** @internal Made by WhisperInference.encode. */
   constructor(
     /** Number of 30 s windows. */
     readonly windows: number,
-    /** Host copy of the log-mel, to encode again if a later encode took the GPU slot. */
-    readonly mel: Float32Array,
-  ) {}
+    mel: Float32Array,
+  ) {
+    this.melData = mel;
+  }
+
+  /** @internal The log-mel, f32 [windows, num_mel_bins, frames]. */
+  get mel(): Float32Array {
+    if (!this.melData) throw new ShapeError('encoded audio was used after free()');
+    return this.melData;
+  }
+
+  /** Drop the kept log-mel; sessions can no longer use this audio. */
+  free(): void {
+    this.melData = null;
+  }
 }
 
 /** Options of a decoding session. */
@@ -175,7 +198,7 @@ export class WhisperInference {
    * Run the encoder on `windows` log-mel windows, f32 [windows, num_mel_bins,
    * 2 * max_source_positions], and compute every decoder layer's cross-attention keys and values.
    */
-  async encode(mel: Float32Array, windows = 1): Promise<EncodedAudio> {
+  async encode(mel: Float32Array, windows = 1): Promise<EncodedWindows> {
     this.checkAlive();
     const c = this.config;
     if (!Number.isInteger(windows) || windows < 1) throw new ShapeError(`encode: windows must be a positive integer, got ${windows}`);
@@ -183,7 +206,7 @@ export class WhisperInference {
     if (mel.length !== expected) {
       throw new ShapeError(`encode: mel has ${mel.length} values, expected ${windows} x ${c.num_mel_bins} mel bins x ${melFrames(c)} frames = ${expected}`);
     }
-    const audio = new EncodedAudio(windows, mel.slice());
+    const audio = new EncodedWindows(windows, mel.slice());
     await this.load(audio);
     return audio;
   }
@@ -192,7 +215,7 @@ export class WhisperInference {
    * Start decoding `audio`: `sequencesPerWindow` sequences per window with empty caches. A later
    * session of the same shape reuses (and so ends) this one's caches.
    */
-  async startSession(audio: EncodedAudio, opts: SessionOptions = {}): Promise<DecodingSession> {
+  async startSession(audio: EncodedWindows, opts: SessionOptions = {}): Promise<DecodingSession> {
     this.checkAlive();
     const n = opts.sequencesPerWindow ?? 1;
     const maxTokens = opts.maxTokens ?? this.config.max_target_positions;
@@ -227,10 +250,7 @@ export class WhisperInference {
     for (const slot of this.encoders.values()) slot.compiled.destroy();
     for (const p of this.sessions.values()) {
       p.cache.destroy();
-      for (const lp of [p.step, ...p.prefills.values()]) {
-        lp?.compiled.destroy();
-        lp?.readback.destroy();
-      }
+      for (const lp of [p.step, ...p.prefills.values()]) if (lp) destroyLogitsProgram(lp);
       if (p.reorder) {
         p.reorder.program.destroy();
         this.gpu.free(p.reorder.parents);
@@ -241,10 +261,11 @@ export class WhisperInference {
   }
 
   /** @internal Make sure the encoder slot of `audio`'s window count holds its keys/values. */
-  async load(audio: EncodedAudio): Promise<EncoderSlot> {
+  async load(audio: EncodedWindows): Promise<EncoderSlot> {
+    const mel = audio.mel;
     const slot = this.encoders.get(audio.windows) ?? (await this.compileEncoder(audio.windows));
     if (slot.loaded !== audio) {
-      slot.compiled.write(slot.mel, audio.mel);
+      slot.compiled.write(slot.mel, mel);
       await slot.compiled.run();
       slot.loaded = audio;
     }
@@ -268,15 +289,29 @@ export class WhisperInference {
     return slot;
   }
 
-  /** @internal The prefill program for `tokens` prompt tokens per sequence (compiled on first use). */
+  /**
+   * @internal The prefill program for `tokens` prompt tokens per sequence, compiled on first use;
+   * the least recently used one goes once more than `maxPrefillPrograms` exist (prompt lengths
+   * vary in long-form decoding).
+   */
   async prefillProgram(p: SessionPrograms, tokens: number): Promise<LogitsProgram> {
     let lp = p.prefills.get(tokens);
-    if (!lp) {
+    if (lp) {
+      p.prefills.delete(tokens);
+    } else {
       lp = await this.compileDecoder(p, tokens);
-      p.prefills.set(tokens, lp);
+      const [oldest] = p.prefills.keys();
+      if (oldest !== undefined && p.prefills.size >= WhisperInference.maxPrefillPrograms) {
+        destroyLogitsProgram(p.prefills.get(oldest)!);
+        p.prefills.delete(oldest);
+      }
     }
+    p.prefills.set(tokens, lp);
     return lp;
   }
+
+  /** Prefill programs kept per session shape. */
+  static readonly maxPrefillPrograms = 4;
 
   /** @internal The one-token step program (compiled on first use). */
   async stepProgram(p: SessionPrograms): Promise<LogitsProgram> {
@@ -362,9 +397,8 @@ export class WhisperInference {
 
 /**
  * Decoding of `sequencesPerWindow` sequences per encoded window with self-attention caches:
- * `prefill` the prompt, then one `step` per new token; beam search reorders the sequences with
- * `reorder`. Each call returns the last position's logits, f32 [sequences, vocab_size]
- * (sequence-major; sequence s belongs to window floor(s / sequencesPerWindow)).
+ * `step` feeds the prompt, then new tokens; beam search reorders the sequences with `reorder`.
+ * Sequence s belongs to window floor(s / sequencesPerWindow).
  */
 export class DecodingSession {
   private tokens = 0;
@@ -373,7 +407,7 @@ export class DecodingSession {
   /** @internal Made by WhisperInference.startSession. */
   constructor(
     private readonly inference: WhisperInference,
-    readonly audio: EncodedAudio,
+    readonly audio: EncodedWindows,
     private readonly programs: SessionPrograms,
   ) {}
 
@@ -382,55 +416,50 @@ export class DecodingSession {
     return this.programs.cache.sequences;
   }
 
-  /** Tokens each sequence has in its cache. */
+  /** Tokens each sequence has in its cache: the position the next token is written at. */
   get length(): number {
     return this.tokens;
   }
 
   /**
-   * Feed the prompt (e.g. the start-of-transcript sequence): `tokens` per sequence, all the same
-   * length, from position 0 (the caches restart). Returns the logits after the last prompt token.
+   * Feed `tokens[s]` to sequence s at positions length .. length + n - 1 (the same n >= 1 for
+   * every sequence) and return the logits after the last of them, f32 [sequences, vocab_size]
+   * (a new array). The first call runs the prefill program over all n tokens at once; later
+   * calls run the one-token step program n times.
    */
-  prefill(tokens: readonly (readonly number[])[]): Promise<Float32Array> {
-    return this.exclusive('prefill', async () => {
-      const S = this.sequences;
-      if (tokens.length !== S) throw new ShapeError(`prefill: ${tokens.length} token sequences for ${S} sequences`);
-      const T = tokens[0]?.length ?? 0;
-      if (T < 1 || tokens.some((t) => t.length !== T)) throw new ShapeError(`prefill: every sequence needs the same positive number of tokens, got lengths ${tokens.map((t) => t.length).join(', ')}`);
-      this.checkRoom(T, 'prefill');
-      const ids = Int32Array.from(tokens.flat());
-      validateIds(ids, this.inference.config.vocab_size, 'prefill tokens');
-      await this.inference.load(this.audio);
-      const lp = await this.inference.prefillProgram(this.programs, T);
-      lp.compiled.write(lp.tokens, ids);
-      const logits = await this.readLogits(lp, {});
-      this.tokens = T;
-      return logits;
-    });
-  }
-
-  /** Feed one token per sequence at position `length`; returns the logits after it. */
-  step(tokens: ArrayLike<number>): Promise<Float32Array> {
+  step(tokens: readonly (readonly number[])[]): Promise<Float32Array> {
     return this.exclusive('step', async () => {
       const S = this.sequences;
-      if (tokens.length !== S) throw new ShapeError(`step: ${tokens.length} tokens for ${S} sequences`);
-      if (this.tokens === 0) throw new ShapeError('step: prefill the prompt first');
-      this.checkRoom(1, 'step');
-      const ids = Int32Array.from(tokens);
+      if (tokens.length !== S) throw new ShapeError(`step: ${tokens.length} token sequences for ${S} sequences`);
+      const n = tokens[0]?.length ?? 0;
+      if (n < 1 || tokens.some((t) => t.length !== n)) throw new ShapeError(`step: every sequence needs the same positive number of tokens, got ${tokens.map((t) => t.length).join(', ')}`);
+      const limit = this.programs.maxTokens;
+      if (this.tokens + n > limit) throw new ShapeError(`step: ${this.tokens} + ${n} tokens exceed the session's ${limit} tokens (maxTokens)`);
+      const ids = Int32Array.from(tokens.flat());
       validateIds(ids, this.inference.config.vocab_size, 'step tokens');
       await this.inference.load(this.audio);
+      if (this.tokens === 0) {
+        const lp = await this.inference.prefillProgram(this.programs, n);
+        lp.compiled.write(lp.tokens, ids);
+        const logits = await this.readLogits(lp, {});
+        this.tokens = n;
+        return logits;
+      }
       const lp = await this.inference.stepProgram(this.programs);
-      lp.compiled.write(lp.tokens, ids);
-      lp.compiled.write(lp.keyLengths!, new Uint32Array(S).fill(this.tokens + 1));
-      const logits = await this.readLogits(lp, { [POSITION]: this.tokens });
-      this.tokens++;
-      return logits;
+      let logits: Float32Array | null = null;
+      for (let j = 0; j < n; j++) {
+        lp.compiled.write(lp.tokens, Int32Array.from(tokens, (t) => t[j]!));
+        lp.compiled.write(lp.keyLengths!, new Uint32Array(S).fill(this.tokens + 1));
+        logits = await this.readLogits(lp, { [POSITION]: this.tokens });
+        this.tokens++;
+      }
+      return logits!;
     });
   }
 
   /**
-   * Beam search: sequence s continues the cached history of sequence parents[s] (each parent a
-   * sequence of the same window). Rows in use are gathered on the GPU.
+   * Beam search: sequence s continues the cached history of sequence parents[s] (a sequence of
+   * the same window; several may share a parent). Rows in use are gathered on the GPU.
    */
   reorder(parents: ArrayLike<number>): Promise<void> {
     return this.exclusive('reorder', async () => {
@@ -447,9 +476,9 @@ export class DecodingSession {
     });
   }
 
-  private checkRoom(more: number, what: string): void {
-    const limit = this.programs.maxTokens;
-    if ((what === 'prefill' ? 0 : this.tokens) + more > limit) throw new ShapeError(`${what}: a sequence would exceed its ${limit} tokens (maxTokens)`);
+  /** End the session: its caches go to the next session of the same shape. */
+  free(): void {
+    if (this.programs.owner === this) this.programs.owner = null;
   }
 
   private async readLogits(lp: LogitsProgram, scalars: Record<string, number>): Promise<Float32Array> {
@@ -461,9 +490,9 @@ export class DecodingSession {
     return logits;
   }
 
-  /** Run `fn` unless another call of this session is in flight or a newer session took the caches. */
+  /** Run `fn` unless another call of this session is in flight or the session ended. */
   private async exclusive<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    if (this.programs.owner !== this) throw new ShapeError(`${what}: a newer session of the same shape took this session's caches`);
+    if (this.programs.owner !== this) throw new ShapeError(`${what}: this session was freed, or a newer session of the same shape took its caches`);
     if (this.busy) throw new ShapeError(`${what}: the previous call of this session has not finished`);
     this.busy = true;
     try {

@@ -79,7 +79,7 @@ describe('Whisper inference with KV caches', () => {
     const audio = await inference.encode(mel, 2);
     const session = await inference.startSession(audio);
     const histories = [[119, 4, 42], [119, 11, 23]];
-    let logits = await session.prefill(histories);
+    let logits = await session.step(histories);
     let worstRef = 0;
     let worstRecompute = 0;
     // Feed fixed tokens (a few repeats) until the 12-position limit.
@@ -94,11 +94,11 @@ describe('Whisper inference with KV caches', () => {
       if (t === fed[0]!.length) break;
       const next = [fed[0]![t]!, fed[1]![t]!];
       histories.forEach((h, s) => h.push(next[s]!));
-      logits = await session.step(next);
+      logits = await session.step(next.map((t) => [t]));
       expect(session.length).toBe(histories[0]!.length);
     }
     expect(session.length).toBe(cfg.max_target_positions);
-    await expect(session.step([1, 2])).rejects.toThrow(/exceed its 12 tokens/);
+    await expect(session.step([[1], [2]])).rejects.toThrow(/12 \+ 1 tokens exceed the session's 12 tokens/);
     console.log(`KV-cache logits: max error ${worstRef.toExponential(2)} of scale vs float64, ${worstRecompute.toExponential(2)} vs recomputation`);
     expect(worstRef).toBeGreaterThan(0);
     inference.destroy();
@@ -111,13 +111,13 @@ describe('Whisper inference with KV caches', () => {
     const audio = await inference.encode(mel, 2);
     const session = await inference.startSession(audio);
     const cached = [[119], [119]];
-    let logits = await session.prefill(cached);
+    let logits = await session.step(cached);
     while (session.length < cfg.max_target_positions) {
       const next = [0, 1].map((s) => argmax(rowOf(logits, s)));
       cached.forEach((h, s) => h.push(next[s]!));
       const counts = countDeviceObjects(gpu().device);
       try {
-        logits = await session.step(next);
+        logits = await session.step(next.map((t) => [t]));
       } finally {
         counts.restore();
       }
@@ -136,6 +136,24 @@ describe('Whisper inference with KV caches', () => {
     w.destroy();
   });
 
+  it('several tokens after the prompt (as decoding feeds the rest of the SOT sequence) equal one prompt of them all', async () => {
+    const w = WhisperWeights.upload(gpu(), cfg, weights);
+    const inference = new WhisperInference(w);
+    const audio = await inference.encode(mel, 2);
+    const split = await inference.startSession(audio, { maxTokens: 6 });
+    await split.step([[119], [119]]);
+    const afterSplit = await split.step([[4, 42, 7], [11, 23, 5]]);
+    expect(split.length).toBe(4);
+    const whole = await inference.startSession(audio, { maxTokens: 6 });
+    const afterWhole = await whole.step([[119, 4, 42, 7], [119, 11, 23, 5]]);
+    // Different programs (steps over the cache vs one causal prefill), the same numbers.
+    expectScaled(afterSplit, afterWhole, recomputeTol, 'split vs whole prompt');
+    const ref = referenceLogits(mel, [[119, 4, 42, 7], [119, 11, 23, 5]], (s) => s);
+    for (let s = 0; s < 2; s++) expectScaled(rowOf(afterSplit, s), ref[s]!, refTol, `window ${s}`);
+    inference.destroy();
+    w.destroy();
+  });
+
   it('beam reorder: 2 windows x 3 sequences continue their parents\' histories', async () => {
     const w = WhisperWeights.upload(gpu(), cfg, weights);
     const inference = new WhisperInference(w);
@@ -143,7 +161,7 @@ describe('Whisper inference with KV caches', () => {
     const session = await inference.startSession(audio, { sequencesPerWindow: 3, maxTokens: 8 });
     const windowOf = (s: number) => Math.floor(s / 3);
     let histories = [[119, 1], [119, 2], [119, 3], [119, 4], [119, 5], [119, 6]];
-    await session.prefill(histories);
+    await session.step(histories);
     const rounds: { parents: number[]; next: number[] }[] = [
       { parents: [2, 0, 0, 4, 5, 3], next: [10, 11, 12, 13, 14, 15] },
       { parents: [1, 1, 1, 3, 3, 4], next: [20, 20, 21, 22, 23, 24] },
@@ -153,7 +171,7 @@ describe('Whisper inference with KV caches', () => {
     for (const { parents, next } of rounds) {
       await session.reorder(parents);
       histories = parents.map((p, s) => [...histories[p]!, next[s]!]);
-      const logits = await session.step(next);
+      const logits = await session.step(next.map((t) => [t]));
       const ref = referenceLogits(mel, histories, windowOf);
       for (let s = 0; s < 6; s++) worst = Math.max(worst, expectScaled(rowOf(logits, s), ref[s]!, refTol, `sequence ${s} (${histories[s]!.join(' ')})`));
     }
@@ -171,14 +189,14 @@ describe('Whisper inference with KV caches', () => {
     const second = await inference.encode(otherMel, 2);
     const older = await inference.startSession(first);
     const prompt = [[119, 4], [119, 4]];
-    const logits = await older.prefill(prompt);
+    const logits = await older.step(prompt);
     const ref = referenceLogits(mel, prompt, (s) => s);
     for (let s = 0; s < 2; s++) expectScaled(rowOf(logits, s), ref[s]!, refTol, `window ${s} of the first audio`);
     const newer: DecodingSession = await inference.startSession(second);
-    const otherLogits = await newer.prefill(prompt);
+    const otherLogits = await newer.step(prompt);
     const otherRef = referenceLogits(otherMel, prompt, (s) => s);
     for (let s = 0; s < 2; s++) expectScaled(rowOf(otherLogits, s), otherRef[s]!, refTol, `window ${s} of the second audio`);
-    await expect(older.step([1, 2])).rejects.toThrow(/newer session of the same shape/);
+    await expect(older.step([[1], [2]])).rejects.toThrow(/freed, or a newer session of the same shape/);
     inference.destroy();
     w.destroy();
   });
@@ -190,10 +208,14 @@ describe('Whisper inference with KV caches', () => {
     const audio = await inference.encode(melOf(mel, 0));
     await expect(inference.startSession(audio, { maxTokens: 13 })).rejects.toThrow(/maxTokens must be 1..12/);
     const session = await inference.startSession(audio, { maxTokens: 4 });
-    await expect(session.step([1])).rejects.toThrow(/prefill the prompt first/);
-    await expect(session.prefill([[119, 120]])).rejects.toThrow(/prefill tokens: id 120 at position 1 is outside the vocabulary/);
-    await expect(session.prefill([[119, 1, 2, 3, 4]])).rejects.toThrow(/exceed its 4 tokens/);
-    await expect(session.prefill([[119], [119]])).rejects.toThrow(/2 token sequences for 1 sequences/);
+    await expect(session.step([[119, 120]])).rejects.toThrow(/step tokens: id 120 at position 1 is outside the vocabulary/);
+    await expect(session.step([[119, 1, 2, 3, 4]])).rejects.toThrow(/0 \+ 5 tokens exceed the session's 4 tokens/);
+    await expect(session.step([[119], [119]])).rejects.toThrow(/2 token sequences for 1 sequences/);
+    await expect(session.step([[]])).rejects.toThrow(/same positive number of tokens/);
+    session.free();
+    await expect(session.step([[119]])).rejects.toThrow(/this session was freed/);
+    audio.free();
+    await expect(inference.startSession(audio).then((s) => s.step([[119]]))).rejects.toThrow(/encoded audio was used after free/);
     inference.destroy();
     w.destroy();
   });
