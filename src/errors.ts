@@ -71,3 +71,9 @@ export class TokenizerError extends DqwError {}
 
 /** Input that WER/CER scoring cannot accept, such as an empty reference. */
 export class EvaluationError extends DqwError {}
+
+/**
+ * Decoding options or inputs that Whisper decoding cannot accept (beam size with best-of, a
+ * prompt past the text context, a mel of the wrong shape), or a backend called out of protocol.
+ */
+export class DecodingError extends DqwError {}
