@@ -73,6 +73,19 @@ export class TokenizerError extends DqwError {}
 export class EvaluationError extends DqwError {}
 
 /**
+ * Audio bytes that cannot be decoded: an unknown or unsupported container or codec, a malformed
+ * header, or data cut short. `file` is the file name given to the decoder (or "<audio bytes>").
+ */
+export class AudioDecodeError extends DqwError {
+  constructor(
+    message: string,
+    readonly file: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
  * Decoding options or inputs that Whisper decoding cannot accept (beam size with best-of, a
  * prompt past the text context, a mel of the wrong shape), or a backend called out of protocol.
  */
