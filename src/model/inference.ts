@@ -458,17 +458,13 @@ export class DecodingSession {
   }
 
   /**
-   * Beam search: sequence s continues the cached history of sequence parents[s] (a sequence of
-   * the same window; several may share a parent). Rows in use are gathered on the GPU.
+   * Beam search: sequence s continues the cached history of sequence parents[s] (several may
+   * share a parent). Rows in use are gathered on the GPU. Only the self-attention history moves:
+   * sequence s still attends to its own window, so beam search passes parents of the same window.
    */
   reorder(parents: ArrayLike<number>): Promise<void> {
     return this.exclusive('reorder', async () => {
-      const S = this.sequences;
-      const n = this.programs.sequencesPerWindow;
-      validateParents(parents, S, 'reorder parents');
-      for (let s = 0; s < S; s++) {
-        if (Math.floor(parents[s]! / n) !== Math.floor(s / n)) throw new ShapeError(`reorder: parent ${parents[s]} of sequence ${s} belongs to another window (${n} sequences per window)`);
-      }
+      validateParents(parents, this.sequences, 'reorder parents');
       if (Array.from(parents).every((p, s) => p === s) || this.tokens === 0) return;
       const { program, parents: parentsTensor } = await this.inference.reorderProgram(this.programs, this.tokens);
       this.inference.gpu.write(parentsTensor, Uint32Array.from(parents));
