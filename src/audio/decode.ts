@@ -150,6 +150,23 @@ function fromWasm(result: WasmDecoded, codec: string, file: string): DecodedAudi
   return { sampleRate: result.sampleRate, channels: samples.length, samples };
 }
 
+/**
+ * libFLAC's integer samples as Whisper reads them, code / 2^(bits-1): the wasm decoder divides by
+ * 2^(bits-1) - 1 instead. Up to 24 bits, its f32 times 2^(bits-1) - 1 is within 0.25 of the code,
+ * so rounding recovers the exact code; wider samples are rescaled without rounding.
+ */
+function flacCodesToFullScale(result: WasmDecoded & { bitDepth: number }): WasmDecoded {
+  const full = 2 ** (result.bitDepth - 1);
+  const exact = result.bitDepth <= 24;
+  for (const channel of result.channelData) {
+    for (let i = 0; i < channel.length; i++) {
+      const code = channel[i]! * (full - 1);
+      channel[i] = (exact ? Math.round(code) : code) / full;
+    }
+  }
+  return result;
+}
+
 async function withDecoder<D extends { ready: Promise<void>; free(): void }, R>(decoder: D, use: (d: D) => Promise<R> | R): Promise<R> {
   try {
     await decoder.ready;
@@ -178,7 +195,7 @@ export async function decodeAudio(bytes: Uint8Array, nameHint = '<audio bytes>')
     case 'aiff':
       return decodeAiff(bytes, file);
     case 'flac': {
-      const audio = await withDecoder(new FLACDecoder(), async (d) => fromWasm(await d.decodeFile(bytes), 'FLAC', file));
+      const audio = await withDecoder(new FLACDecoder(), async (d) => fromWasm(flacCodesToFullScale(await d.decodeFile(bytes)), 'FLAC', file));
       const expected = flacTotalSamples(bytes, id3v2Size(bytes));
       const got = audio.samples[0]!.length;
       if (expected > got) throw new AudioDecodeError(`${file}: truncated FLAC: STREAMINFO declares ${expected} samples per channel, only ${got} could be decoded`, file);
@@ -186,7 +203,7 @@ export async function decodeAudio(bytes: Uint8Array, nameHint = '<audio bytes>')
     }
     case 'ogg-flac':
       checkOggComplete(bytes, file);
-      return withDecoder(new FLACDecoder(), async (d) => fromWasm(await d.decodeFile(bytes), 'Ogg FLAC', file));
+      return withDecoder(new FLACDecoder(), async (d) => fromWasm(flacCodesToFullScale(await d.decodeFile(bytes)), 'Ogg FLAC', file));
     case 'ogg-opus':
       checkOggComplete(bytes, file);
       return withDecoder(new OggOpusDecoder(), async (d) => fromWasm(await d.decodeFile(bytes), 'Opus', file));

@@ -1,5 +1,7 @@
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /** Whisper assets and the real speech clips shared by the project (see their README.md files). */
 export const WHISPER_ASSETS = new URL('../../../shared/assets/whisper/', import.meta.url).pathname;
@@ -38,17 +40,35 @@ export function soxDecode(path: string, channels: number): Float32Array[] {
 }
 
 function deinterleave(bytes: Uint8Array, channels: number): Float32Array[] {
-  const interleaved = new Float32Array(bytes.slice().buffer);
+  const interleaved = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
   const frames = interleaved.length / channels;
-  return Array.from({ length: channels }, (_, c) => Float32Array.from({ length: frames }, (_, i) => interleaved[i * channels + c]!));
+  const out = Array.from({ length: channels }, () => new Float32Array(frames));
+  for (let i = 0, k = 0; i < frames; i++) for (let c = 0; c < channels; c++) out[c]![i] = interleaved[k++]!;
+  return out;
 }
 
 /**
  * Decode `path` with ffmpeg to planar float32 channels at the file's own rate (no resampling,
- * no remixing); `channels` is the stream's channel count.
+ * no remixing); `channels` is the stream's channel count. Opus goes through libopus
+ * (`decoder: 'libopus'`): ffmpeg 5.1's own Opus decoder is 2 samples late.
  */
-export function ffmpegDecode(path: string, channels: number): Float32Array[] {
-  const r = spawnSync('ffmpeg', ['-v', 'error', '-i', path, '-map', '0:a:0', '-f', 'f32le', '-c:a', 'pcm_f32le', '-'], { maxBuffer: 1 << 30 });
-  if (r.status !== 0) throw new Error(`ffmpeg failed on ${path}: ${r.stderr.toString()}`);
-  return deinterleave(new Uint8Array(r.stdout), channels);
+export function ffmpegDecode(path: string, channels: number, decoder?: string): Float32Array[] {
+  return ffmpegDecodeAll([{ path, channels, decoder }])[0]!;
+}
+
+/**
+ * ffmpegDecode of many files in one ffmpeg process (one input and one raw output file per
+ * file): starting ffmpeg costs about half a second on a loaded machine.
+ */
+export function ffmpegDecodeAll(files: readonly { path: string; channels: number; decoder?: string | undefined }[]): Float32Array[][] {
+  const dir = mkdtempSync(join(tmpdir(), 'dqw-ffmpeg-'));
+  try {
+    const inputs = files.flatMap((f) => [...(f.decoder ? ['-c:a', f.decoder] : []), '-i', f.path]);
+    const outputs = files.flatMap((_, i) => ['-map', `${i}:a:0`, '-f', 'f32le', '-c:a', 'pcm_f32le', join(dir, `${i}.f32`)]);
+    const r = spawnSync('ffmpeg', ['-v', 'error', ...inputs, ...outputs]);
+    if (r.status !== 0) throw new Error(`ffmpeg failed: ${r.stderr.toString()}`);
+    return files.map((f, i) => deinterleave(new Uint8Array(readFileSync(join(dir, `${i}.f32`))), f.channels));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
