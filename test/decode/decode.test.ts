@@ -11,6 +11,10 @@ import { countingBackend, multilingualTokenizer, probs, scriptedBackend, scripte
 
 let tok: WhisperTokenizer;
 let word: (text: string) => number;
+/** Single-token words, typed as a tuple of the same length. */
+function words<const T extends readonly string[]>(...texts: T): { [K in keyof T]: number } {
+  return texts.map((t) => word(t)) as { [K in keyof T]: number };
+}
 beforeAll(async () => {
   tok = await multilingualTokenizer();
   word = (text) => {
@@ -137,7 +141,7 @@ describe('timestamps', () => {
 
 describe('language detection', () => {
   it('detects per window from the logits after <|startoftranscript|> and writes the language token', async () => {
-    const [de, fr, en] = ['de', 'fr', 'en'].map((c) => tok.languageToken(c));
+    const [de, fr, en] = [tok.languageToken('de'), tok.languageToken('fr'), tok.languageToken('en')] as const;
     const [hallo, salut] = [word(' Hallo'), word(' Salut')];
     const script: LogitScript = (window, tokens) => {
       if (tokens.length === 1) {
@@ -168,7 +172,7 @@ describe('language detection', () => {
 
 describe('beam search', () => {
   it('finds the path greedy misses (beam 2), ranking by length-normalised log probability', async () => {
-    const [A, B, W, X, Z] = [' A', ' B', ' W', ' X', ' Z'].map((w) => word(w));
+    const [A, B, W, X, Z] = words(' A', ' B', ' W', ' X', ' Z');
     const table: Record<string, [number, number][]> = {
       '': [[A, 0.5], [B, 0.4], [tok.encode(' C')[0]!, 0.1]],
       [`${A}`]: [[Z, 0.4], [X, 0.3], [W, 0.3]],
@@ -186,7 +190,7 @@ describe('beam search', () => {
   });
 
   it('patience keeps searching until round(beam · patience) candidates finished', async () => {
-    const [A, B, X, Y, Z] = [' A', ' B', ' X', ' Y', ' Z'].map((w) => word(w));
+    const [A, B, X, Y, Z] = words(' A', ' B', ' X', ' Y', ' Z');
     // Patience 1 stops with "A" (ln .36 / 1) and "A X" (ln .24 / 2); patience 2 also finishes
     // "B Y Z" (ln .4 / 3 = −0.31), the best of all.
     const table: Record<string, [number, number][]> = {
@@ -223,7 +227,7 @@ describe('beam search', () => {
 
 describe('sampling', () => {
   it('best-of-N at temperature > 0 returns the best-ranked of N samples', async () => {
-    const [A, B, X, Y] = [' A', ' B', ' X', ' Y'].map((w) => word(w));
+    const [A, B, X, Y] = words(' A', ' B', ' X', ' Y');
     const table: Record<string, [number, number][]> = {
       '': [[A, 0.5], [B, 0.5]],
       [`${B}`]: [[X, 0.9], [Y, 0.1]],
