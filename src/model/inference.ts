@@ -48,9 +48,9 @@ class SelfAttentionCache {
   readonly rows: number;
   /** [groups, sequences, rows, d] blocks of consecutive groups. */
   readonly chunks: Tensor[] = [];
-  /** Gather target as big as the largest chunk (beam reorder goes through it). */
-  readonly scratch: Tensor;
   private readonly groupsPerChunk: number;
+  /** Gather target as big as the largest chunk, made on the first beam reorder. */
+  private scratch: Tensor | null = null;
 
   constructor(
     private readonly gpu: Gpu,
@@ -73,7 +73,6 @@ class SelfAttentionCache {
       const n = Math.min(this.groupsPerChunk, groups - first);
       this.chunks.push(gpu.empty([n, sequences, rows, d], 'f32', `self-attention cache groups ${first}..${first + n - 1}`));
     }
-    this.scratch = gpu.empty(this.chunks[0]!.shape, 'f32', 'self-attention cache reorder scratch');
   }
 
   /** Layer `layer`'s keys or values: a [sequences, rows, d] view. */
@@ -87,6 +86,7 @@ class SelfAttentionCache {
 
   /** Record the reorder: every chunk gathered by `parents` into the scratch and copied back. */
   recordReorder(rec: Recorder, parents: Tensor, rows: number): void {
+    this.scratch ??= this.gpu.empty(this.chunks[0]!.shape, 'f32', 'self-attention cache reorder scratch');
     for (const chunk of this.chunks) {
       const scratch: Tensor = { ...this.scratch, shape: chunk.shape, label: `${this.scratch.label} (${chunk.label})` };
       gatherSequences(rec, chunk, scratch, parents, { rows, label: `reorder ${chunk.label}` });
@@ -95,7 +95,7 @@ class SelfAttentionCache {
   }
 
   destroy(): void {
-    this.gpu.free(...this.chunks, this.scratch);
+    this.gpu.free(...this.chunks, ...(this.scratch ? [this.scratch] : []));
   }
 }
 
