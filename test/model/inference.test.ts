@@ -201,6 +201,21 @@ describe('Whisper inference with KV caches', () => {
     w.destroy();
   });
 
+  it(`prompts of ${WhisperInference.maxPrefillPrograms + 1} lengths: the least recently used prefill program is dropped and compiled again when needed`, async () => {
+    const w = WhisperWeights.upload(gpu(), cfg, weights);
+    const inference = new WhisperInference(w);
+    const audio = await inference.encode(melOf(mel, 1));
+    const prompts = [[119], [119, 5], [119, 5, 6], [119, 5, 6, 7], [119, 5, 6, 7, 8], [119]];
+    for (const prompt of prompts) {
+      const session = await inference.startSession(audio);
+      const logits = await session.step([prompt]);
+      expectScaled(logits, referenceLogits(mel, [prompt], () => 1)[0]!, refTol, `prompt of ${prompt.length}`);
+      session.free();
+    }
+    inference.destroy();
+    w.destroy();
+  });
+
   it('rejects bad input naming what is wrong', async () => {
     const w = WhisperWeights.upload(gpu(), cfg, weights);
     const inference = new WhisperInference(w);
