@@ -2,11 +2,14 @@
 import { parseArgs } from 'node:util';
 import { Gpu } from '../gpu/gpu.js';
 import { DqwError } from '../errors.js';
+import { transcribeCommand } from './transcribe.js';
 
 const usage = `usage: dqw <command> [options]
 
 commands:
   info [--json]     the WebGPU adapter, the optional features obtained and the negotiated limits
+  transcribe <audio...> --model <dir|file> [--language xx] [--task translate] [--beam n]
+                    [--format txt|vtt|srt|tsv|json] [--output dir]: transcripts of audio files
 `;
 
 /** `dqw info`: what the engine obtained from the adapter. */
@@ -31,7 +34,7 @@ async function info(argv: string[]): Promise<void> {
   }
 }
 
-const commands: Record<string, (argv: string[]) => Promise<void>> = { info };
+const commands: Record<string, (argv: string[]) => Promise<void>> = { info, transcribe: (argv) => transcribeCommand(argv) };
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;

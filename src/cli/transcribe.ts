@@ -1,0 +1,176 @@
+// `dqw transcribe`: load a checkpoint (Hugging Face folder or whisper.cpp ggml file), then for each
+// audio file decode, compute the log-mel on the GPU, transcribe long-form with KV-cache decoding
+// and write the transcript. A file that fails is reported and skipped; the exit code says whether
+// any did.
+import { readFile, stat, mkdir, writeFile } from 'node:fs/promises';
+import { basename, dirname, extname, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import cliProgress from 'cli-progress';
+import { readMelFilters } from '../audio/mel-filters.js';
+import { LogMelSpectrogram, N_FRAMES, N_SAMPLES } from '../audio/logmel.js';
+import { formatTranscript, TRANSCRIPT_FORMATS, type TranscriptFormat } from '../decode/format.js';
+import { GpuDecoderBackend } from '../decode/gpu-backend.js';
+import { transcribe } from '../decode/transcribe.js';
+import { DqwError } from '../errors.js';
+import { Gpu } from '../gpu/gpu.js';
+import { readAudioFile16k } from '../io/audio-file.js';
+import { verifyKnownCheckpoint } from '../io/checksums.js';
+import type { LoadedCheckpoint, ProgressCallback } from '../io/huggingface.js';
+import { loadGgmlCheckpoint, loadHfCheckpoint } from '../io/node-files.js';
+import { loadWhisperTokenizer } from '../io/text-assets.js';
+import { WhisperInference } from '../model/inference.js';
+import { WhisperWeights } from '../model/whisper.js';
+import type { WhisperTask } from '../text/tokenizer.js';
+
+export const transcribeUsage = `usage: dqw transcribe <audio...> --model <dir|file> [options]
+
+  --model <dir|file>   Hugging Face folder (config.json + model.safetensors) or whisper.cpp ggml file
+  --language <code>    language of the audio (default: detected per file on multilingual models)
+  --task <task>        transcribe (default) or translate (to English)
+  --beam <n>           beam search with n beams (default: greedy with temperature fallback)
+  --format <fmt>       ${TRANSCRIPT_FORMATS.join(', ')} (default txt)
+  --output <dir>       where transcripts go, as <audio name>.<fmt> (default .)
+`;
+
+/** Where the CLI's Whisper assets (tokenizer ranks, mel filters) are: assets/ of the package. */
+const ASSETS = new URL('../../assets/', import.meta.url);
+
+/** The streams the command writes to (the process's, or a test's). */
+export interface CommandIo {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream & { isTTY?: boolean };
+}
+
+interface TranscribeArgs {
+  files: string[];
+  model: string;
+  language?: string;
+  task: WhisperTask;
+  beam?: number;
+  format: TranscriptFormat;
+  output: string;
+}
+
+function parseTranscribeArgs(argv: string[]): TranscribeArgs {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      model: { type: 'string' },
+      language: { type: 'string' },
+      task: { type: 'string', default: 'transcribe' },
+      beam: { type: 'string' },
+      format: { type: 'string', default: 'txt' },
+      output: { type: 'string', default: '.' },
+    },
+  });
+  const usageError = (msg: string) => new DqwError(`${msg}\n${transcribeUsage}`);
+  if (positionals.length === 0) throw usageError('no audio files given');
+  if (!values.model) throw usageError('--model is required');
+  if (values.task !== 'transcribe' && values.task !== 'translate') throw usageError(`--task must be transcribe or translate, got "${values.task}"`);
+  if (!TRANSCRIPT_FORMATS.includes(values.format as TranscriptFormat)) throw usageError(`--format must be one of ${TRANSCRIPT_FORMATS.join(', ')}, got "${values.format}"`);
+  let beam: number | undefined;
+  if (values.beam !== undefined) {
+    beam = Number(values.beam);
+    if (!Number.isInteger(beam) || beam < 1) throw usageError(`--beam must be a positive integer, got "${values.beam}"`);
+  }
+  return { files: positionals, model: values.model, language: values.language, task: values.task, beam, format: values.format as TranscriptFormat, output: values.output };
+}
+
+/** A progress bar on `stream`: redrawn in place on a terminal, a line every 2 s (and at the end) otherwise. */
+function progressBar(stream: CommandIo['stderr'], format: string): cliProgress.SingleBar {
+  return new cliProgress.SingleBar({ stream, format, noTTYOutput: true, hideCursor: stream.isTTY === true, etaBuffer: 20 }, cliProgress.Presets.shades_classic);
+}
+
+/** A Hugging Face folder (or a file in one: config.json, *.safetensors), else a whisper.cpp ggml file. */
+async function loadCheckpoint(path: string, onProgress: ProgressCallback): Promise<LoadedCheckpoint> {
+  const info = await stat(path).catch(() => {
+    throw new DqwError(`--model ${path}: no such file or folder`);
+  });
+  if (info.isDirectory()) return loadHfCheckpoint(path, { onProgress });
+  if (basename(path) === 'config.json' || path.endsWith('.safetensors') || path.endsWith('.safetensors.index.json')) return loadHfCheckpoint(dirname(path), { onProgress });
+  return loadGgmlCheckpoint(path, { onProgress });
+}
+
+/** Our errors and Node's system errors (ENOENT, ...) by their message; anything else, a bug, with its stack. */
+function describeError(err: unknown): string {
+  if (err instanceof DqwError || (err instanceof Error && 'code' in err)) return err.message;
+  return err instanceof Error ? (err.stack ?? err.message) : String(err);
+}
+
+/** Seconds of a mel frame count (10 ms per frame). */
+const seconds = (frames: number) => (frames / 100).toFixed(1);
+
+/**
+ * Run `dqw transcribe` with `argv` (the arguments after the command name). Transcripts go to
+ * `<output>/<audio name>.<format>`; a file that cannot be read, decoded or transcribed is
+ * reported on stderr and the others go on. Throws DqwError for bad arguments or a model that
+ * cannot be loaded, and (after all files) when any file failed, saying how many.
+ */
+export async function transcribeCommand(argv: string[], io: CommandIo = { stdout: process.stdout, stderr: process.stderr }): Promise<void> {
+  const args = parseTranscribeArgs(argv);
+  const loading = progressBar(io.stderr, 'loading model |{bar}| {percentage}% | {tensor}');
+  loading.start(1, 0, { tensor: '' });
+  let checkpoint: LoadedCheckpoint;
+  try {
+    checkpoint = await loadCheckpoint(args.model, (done, total, tensor) => {
+      loading.setTotal(total);
+      loading.update(done, { tensor });
+    });
+  } finally {
+    loading.stop();
+  }
+  const checksum = (await stat(args.model)).isFile() ? await verifyKnownCheckpoint(args.model) : undefined;
+  for (const warning of [...checkpoint.warnings, ...(checksum?.warning ? [checksum.warning] : [])]) io.stderr.write(`warning: ${warning}\n`);
+  const config = checkpoint.config;
+
+  // OpenAI's rule: vocabularies of 51865 tokens and more are multilingual (gpt2.tiktoken otherwise).
+  const rankFile = config.vocab_size >= 51865 ? 'multilingual.tiktoken' : 'gpt2.tiktoken';
+  const tokenizer = await loadWhisperTokenizer(new URL(rankFile, ASSETS).pathname, { vocabSize: config.vocab_size });
+  if (args.language !== undefined) tokenizer.languageToken(args.language);
+  const filterFile = new URL('mel_filters.npz', ASSETS).pathname;
+  const filters = readMelFilters(new Uint8Array(await readFile(filterFile)), filterFile).get(config.num_mel_bins);
+  if (!filters) throw new DqwError(`${filterFile} has no filterbank of ${config.num_mel_bins} mel bins (the model's num_mel_bins)`);
+
+  const gpu = await Gpu.create();
+  const weights = WhisperWeights.upload(gpu, config, checkpoint.weights, checkpoint.files.join(', '));
+  checkpoint.weights.clear();
+  const backend = new GpuDecoderBackend(new WhisperInference(weights));
+  const logMel = new LogMelSpectrogram(gpu, filters);
+  await mkdir(args.output, { recursive: true });
+  const failed: string[] = [];
+  try {
+    for (const [i, file] of args.files.entries()) {
+      const bar = progressBar(io.stderr, `[${i + 1}/${args.files.length}] ${basename(file)} |{bar}| {percentage}% | {done}/{length} s`);
+      try {
+        const samples = await readAudioFile16k(file);
+        // As OpenAI: the log-mel of the audio followed by 30 s of silence; the content is all but the last window.
+        const mel = await logMel.compute(samples, { length: samples.length + N_SAMPLES, label: file });
+        const frames = mel.length / config.num_mel_bins;
+        const contentFrames = frames - N_FRAMES;
+        bar.start(Math.max(contentFrames, 1), 0, { done: seconds(0), length: seconds(contentFrames) });
+        const transcript = await transcribe(backend, tokenizer, { data: mel, bins: config.num_mel_bins, frames }, {
+          language: args.language,
+          task: args.task,
+          beamSize: args.beam,
+          contentFrames,
+          onProgress: (p) => bar.update(p.framesDone, { done: seconds(p.framesDone) }),
+        });
+        bar.stop();
+        const out = join(args.output, `${basename(file, extname(file))}.${args.format}`);
+        await writeFile(out, formatTranscript(transcript, args.format));
+        io.stdout.write(`${file} -> ${out}\n`);
+      } catch (err) {
+        bar.stop();
+        failed.push(file);
+        io.stderr.write(`dqw transcribe: ${file}: ${describeError(err)}\n`);
+      }
+    }
+  } finally {
+    logMel.destroy();
+    backend.destroy();
+    weights.destroy();
+    gpu.destroy();
+  }
+  if (failed.length) throw new DqwError(`${failed.length} of ${args.files.length} files failed: ${failed.join(', ')}`);
+}
