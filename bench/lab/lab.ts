@@ -2,6 +2,9 @@
 // a `// lab: key=value ... note` first line, round-robin timing, and a Markdown table.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Gpu, Recorder } from '../../src/gpu/gpu.js';
+import { Profiler } from '../../src/gpu/profiler.js';
+import { shaderSources } from '../../src/shaders.gen.js';
 
 export interface LabVersion {
   /** 'v3' for v3.wgsl. */
@@ -41,17 +44,15 @@ export function loadVersions(dir: string, required: readonly string[], only?: st
 }
 
 /**
- * Time every job `rounds` times after one warm-up round, each round running every job once in
- * turn, so that load from other processes sharing the CPU hits all jobs alike. Returns the
- * minimum per job (the noise on a shared machine only ever adds time).
+ * Run every job `rounds` times, each round running every job once in turn, so that load from
+ * other processes sharing the CPU hits all jobs alike, and return each job's minimum (such noise
+ * only ever adds time). Jobs report GPU time, which leaves pipeline compiles out, so the first
+ * round counts too.
  */
 export async function roundRobin(jobs: readonly (() => Promise<number>)[], rounds: number): Promise<number[]> {
   const best = jobs.map(() => Infinity);
-  for (let round = 0; round <= rounds; round++) {
-    for (const [i, job] of jobs.entries()) {
-      const ms = await job();
-      if (round > 0) best[i] = Math.min(best[i]!, ms);
-    }
+  for (let round = 0; round < rounds; round++) {
+    for (const [i, job] of jobs.entries()) best[i] = Math.min(best[i]!, await job());
   }
   return best;
 }
@@ -61,4 +62,25 @@ export function markdownTable(head: readonly string[], rows: readonly (readonly 
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: readonly string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
   return [line(head), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line)].join('\n');
+}
+
+/**
+ * Make lab versions compilable through the engine's kernel cache (bindings reflected from the
+ * WGSL, as for shaders/): each becomes shader `lab-<family>-<name>`, which the caller names in
+ * its KernelSpec.
+ */
+export function registerLabShaders(family: string, versions: readonly LabVersion[]): void {
+  for (const v of versions) (shaderSources as Record<string, string>)[`lab-${family}-${v.name}`] = v.source;
+}
+
+/** GPU time (ms) of each dispatch `record` makes in one run (timestamp intervals). */
+export async function timeDispatches(gpu: Gpu, record: (rec: Recorder) => void): Promise<number[]> {
+  const profiler = new Profiler();
+  gpu.profiler = profiler;
+  try {
+    await gpu.run(record);
+  } finally {
+    gpu.profiler = null;
+  }
+  return profiler.events.map((e) => e.durationNs / 1e6);
 }
