@@ -7,9 +7,10 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Gpu } from '../src/gpu/gpu.js';
-import { Profiler, type ProfileEvent } from '../src/gpu/profiler.js';
+import type { ProfileEvent } from '../src/gpu/profiler.js';
 import type { BenchCase, BenchReport } from './types.js';
 import { comparisons, startTfjs } from './compare.js';
+import { concatRuns, timeRuns } from './timing.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -32,29 +33,6 @@ export interface CaseResult {
   gflops: number;
   gbps: number;
   clock: 'gpu' | 'cpu';
-}
-
-/** Time `runOnce` `repeat` times after one warm-up; each run's time is the sum of its dispatches. */
-async function timeRuns(gpu: Gpu, record: (rec: ReturnType<Gpu['record']>) => void, trace: ProfileEvent[][]): Promise<{ min: number; median: number; clock: 'gpu' | 'cpu' }> {
-  await gpu.run(record); // warm-up: pipeline compiles, first-touch allocations
-  const times: number[] = [];
-  let clock: 'gpu' | 'cpu' = 'cpu';
-  let last: ProfileEvent[] = [];
-  for (let i = 0; i < repeat; i++) {
-    const profiler = new Profiler();
-    gpu.profiler = profiler;
-    try {
-      await gpu.run(record);
-    } finally {
-      gpu.profiler = null;
-    }
-    times.push(profiler.events.reduce((s, e) => s + e.durationNs, 0) / 1e6);
-    clock = profiler.events[0]?.clock ?? 'cpu';
-    last = profiler.events;
-  }
-  trace.push(last);
-  times.sort((a, b) => a - b);
-  return { min: times[0]!, median: times[Math.floor(times.length / 2)]!, clock };
 }
 
 async function loadCases(): Promise<{ cases: BenchCase[]; reports: BenchReport[] }> {
@@ -94,7 +72,8 @@ try {
     }
     const inst = c.setup(gpu);
     try {
-      const t = await timeRuns(gpu, (rec) => inst.run(rec), trace);
+      const t = await timeRuns(gpu, (rec) => inst.run(rec), repeat);
+      trace.push(t.events);
       results.push({ family: c.family, name: c.name, ms: t.min, medianMs: t.median, gflops: c.flops / t.min / 1e6, gbps: c.bytes / t.min / 1e6, clock: t.clock });
       process.stderr.write(`  ${c.family} ${c.name}: ${t.min.toFixed(2)} ms\n`);
     } finally {
@@ -122,7 +101,8 @@ try {
       for (const cmp of comparisons.filter((c) => !filter || filter.test(c.name))) {
         const ours = cmp.ours(gpu);
         try {
-          const t = await timeRuns(gpu, (rec) => ours.run(rec), trace);
+          const t = await timeRuns(gpu, (rec) => ours.run(rec), repeat);
+          trace.push(t.events);
           const tfMs = await tfjs.time(cmp.tfjs, repeat);
           compared.push({ name: cmp.name, oursMs: t.min, tfjsMs: tfMs, ratio: tfMs / t.min });
           process.stderr.write(`  vs TF.js ${cmp.name}: ${t.min.toFixed(2)} ms vs ${tfMs.toFixed(2)} ms\n`);
@@ -143,14 +123,8 @@ try {
     console.log(`\nwrote ${args.json}`);
   }
   if (args.trace) {
-    const profiler = new Profiler();
-    // Each case's last run keeps its own GPU-clock offsets; runs are laid end to end, 1 µs apart.
-    let cursor = 0;
-    for (const run of trace) {
-      const t0 = Math.min(...run.map((e) => e.startNs));
-      for (const e of run) profiler.add({ ...e, startNs: cursor + e.startNs - t0 });
-      cursor = Math.max(cursor, ...run.map((e) => cursor + e.startNs - t0 + e.durationNs)) + 1000;
-    }
+    // Each case's last run, laid end to end.
+    const profiler = concatRuns(trace);
     writeFileSync(args.trace, JSON.stringify(profiler.toChromeTrace()));
     console.log(`wrote ${args.trace} (Chrome trace events; open in Perfetto)`);
   }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian bookworm machine lacks to run dq-whisper: Mesa's lavapipe
-# (software Vulkan) from bookworm-backports, since Dawn rejects bookworm's own Mesa 22, and the
-# npm dependencies. Idempotent: does nothing that is already done.
+# (software Vulkan) from bookworm-backports, since Dawn rejects bookworm's own Mesa 22; Debian's
+# chromium for the browser tests (driven by playwright-core, which never downloads a browser);
+# and the npm dependencies. Idempotent: does nothing that is already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,8 +11,9 @@ mesa_version=$(dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null || 
 if [[ -z "$mesa_version" ]] || dpkg --compare-versions "$mesa_version" lt 24; then
   need_apt+=(mesa-vulkan-drivers)
 fi
+sudo=""; [[ $(id -u) -ne 0 ]] && sudo=sudo
+apt_updated=""
 if ((${#need_apt[@]})); then
-  sudo=""; [[ $(id -u) -ne 0 ]] && sudo=sudo
   if ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
     echo "setup: adding bookworm-backports to apt sources (for Mesa >= 24)"
     printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' |
@@ -19,7 +21,16 @@ if ((${#need_apt[@]})); then
   fi
   echo "setup: installing ${need_apt[*]} from bookworm-backports"
   $sudo apt-get update -q
+  apt_updated=1
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q -t bookworm-backports "${need_apt[@]}"
+fi
+
+# Chromium from bookworm itself (security updates track the current release); its WebGPU runs
+# on the bundled SwiftShader when there is no GPU (docs/browser.md).
+if ! dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q "install ok installed"; then
+  echo "setup: installing chromium (browser tests)"
+  [[ -n "$apt_updated" ]] || $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q chromium
 fi
 
 if [[ ! -d node_modules ]] || [[ package-lock.json -nt node_modules/.package-lock.json ]]; then

@@ -63,9 +63,18 @@ const noAdapterHelp =
   'With a GPU, install its Vulkan driver (NVIDIA: the proprietary driver; AMD/Intel: mesa-vulkan-drivers). ' +
   'In a browser, WebGPU must be enabled (Chromium: --enable-unsafe-webgpu on Linux).';
 
+const browserHelp =
+  'WebGPU ships in Chrome and Edge (113+ on Windows, macOS and ChromeOS, 121+ on Android), Safari 26 and Firefox 141+ on Windows; ' +
+  'on Linux start Chromium with --enable-unsafe-webgpu (or enable chrome://flags/#enable-unsafe-webgpu).';
+
 async function getGpu(): Promise<{ gpu: GPU; runtime: 'node' | 'browser' }> {
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
   if (nav?.gpu) return { gpu: nav.gpu, runtime: 'browser' };
+  const scope = globalThis as { process?: { versions?: { node?: string } }; isSecureContext?: boolean };
+  if (!scope.process?.versions?.node) {
+    const insecure = scope.isSecureContext === false ? ' This page is not a secure context, and WebGPU needs one: serve it over https or from localhost / 127.0.0.1.' : '';
+    throw new NoAdapterError(`This browser exposes no WebGPU (navigator.gpu is undefined).${insecure} ${browserHelp}`);
+  }
   // Node: Dawn's bindings. Imported lazily so browser bundles never see the module.
   const moduleName = 'webgpu';
   let mod: { create: (flags: string[]) => GPU; globals: Record<string, unknown> };
