@@ -2,9 +2,11 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { compressionRatio } from '../../src/decode/compression.js';
 import { decodeAudio, detectLanguage, type DecodingOptions } from '../../src/decode/decode.js';
 import { DecodingError } from '../../src/errors.js';
+import { decoderModelInfo } from '../../src/decode/model.js';
+import { presetConfig } from '../../src/model/config.js';
 import type { WhisperTokenizer } from '../../src/text/tokenizer.js';
 import { Rng } from '../../src/util/random.js';
-import { countingBackend, multilingualTokenizer, probs, scriptedBackend, scriptedInfo, type LogitScript } from './scripted.js';
+import { countingBackend, multilingualTokenizer, probs, sayScript, scriptedBackend, scriptedInfo, type LogitScript } from './scripted.js';
 
 // Decoding against hand-written logits: every expected token and log probability below follows
 // from the script and OpenAI's rules, worked out by hand in the comments.
@@ -310,5 +312,43 @@ describe('option checks', () => {
     for (const options of bad) await expect(decodeOne(script, { language: 'en', ...options }), JSON.stringify(options)).rejects.toThrow(DecodingError);
     const { backend } = scriptedBackend(script, { info: scriptedInfo({ vocabSize: 51864 }) });
     await expect(decodeAudio(backend, tok, await backend.encode(new Float32Array(3000), 1))).rejects.toThrow(/51864 tokens, the tokenizer's 51865/);
+  });
+});
+
+describe('SOT sequence', () => {
+  it('carries the task token, and <|notimestamps|> only without timestamps', async () => {
+    const hi = word(' hi');
+    const translate = await decodeOne(sayScript(tok, () => [tok.timestampBegin, hi, tok.eot]), { language: 'es', task: 'translate' });
+    expect(translate.calls[1]).toEqual([tok.sot, tok.languageToken('es'), tok.translate]);
+    expect(translate.results[0]!.tokens).toEqual([tok.timestampBegin, hi]);
+    const plain = await decodeOne(sayScript(tok, () => [hi, tok.eot]), { language: 'es', withoutTimestamps: true });
+    expect(plain.calls[1]).toEqual([tok.sot, tok.languageToken('es'), tok.transcribe, tok.noTimestamps]);
+    expect(plain.results[0]!.tokens).toEqual([hi]);
+  });
+});
+
+describe('backend protocol', () => {
+  it('decoderModelInfo reads the geometry of a config', () => {
+    expect(decoderModelInfo(presetConfig('large-v3'))).toEqual({ vocabSize: 51866, textContext: 448, melBins: 128, windowFrames: 3000, audioContext: 1500 });
+  });
+
+  it('the reference backend rejects out-of-protocol calls with DecodingError', async () => {
+    const { backend } = scriptedBackend(() => probs([[tok.eot, 1]]), { info: scriptedInfo({ textContext: 4 }) });
+    await expect(backend.encode(new Float32Array(2999), 1)).rejects.toThrow(/expected 1 windows of \[1, 3000\]/);
+    const audio = await backend.encode(new Float32Array(6000), 2);
+    await expect(backend.startSession(audio, [0, 2])).rejects.toThrow(/sequence 1 is given window 2/);
+    const session = await backend.startSession(audio, [0, 0, 1]);
+    await expect(session.step([[1], [2]])).rejects.toThrow(/tokens for 2 sequences, the session has 3/);
+    await expect(session.step([[1], [2, 3], [4]])).rejects.toThrow(/sequence 1 is fed 2 tokens/);
+    await expect(session.step([[1], [2], [51865]])).rejects.toThrow(/token 51865 is outside the vocabulary/);
+    await expect(session.step([[1, 1, 1, 1, 1], [2, 2, 2, 2, 2], [3, 3, 3, 3, 3]])).rejects.toThrow(/exceed the text context of 4/);
+    await session.step([[1, 2], [3, 4], [5, 6]]);
+    expect(session.length).toBe(2);
+    await expect(session.reorder([1, 0, 0])).rejects.toThrow(/sequence 2 \(window 1\) cannot continue sequence 0 of window 0/);
+    await session.reorder([1, 1, 2]);
+    session.free();
+    await expect(session.step([[1], [2], [3]])).rejects.toThrow(/used after free/);
+    const { backend: other } = scriptedBackend(() => probs([[tok.eot, 1]]));
+    await expect(other.startSession(audio, [0])).rejects.toThrow(/not encoded by this backend/);
   });
 });

@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { transcribe, type TranscribeProgress } from '../../src/decode/transcribe.js';
+import { DecodingError } from '../../src/errors.js';
 import type { WhisperTokenizer } from '../../src/text/tokenizer.js';
 import { countingBackend, multilingualTokenizer, probs, rampMel, sayScript, scriptedBackend, windowSeek, type LogitScript } from './scripted.js';
 
@@ -177,5 +178,15 @@ describe('transcribe: language, fallback and silence', () => {
       language: 'en', withoutTimestamps: true, temperature: 0, noSpeechThreshold: null,
     });
     expect(kept.segments.map((s) => s.seek)).toEqual([0, 3000]);
+  });
+});
+
+describe('transcribe: input checks', () => {
+  it('rejects a mel of the wrong shape or content length with DecodingError', async () => {
+    const { backend } = scriptedBackend(sayScript(tok, () => [tok.eot]));
+    await expect(transcribe(backend, tok, { data: new Float32Array(160), bins: 80, frames: 2 })).rejects.toThrow(/model expects 1 mel bins/);
+    await expect(transcribe(backend, tok, { data: new Float32Array(10), bins: 1, frames: 9 })).rejects.toThrow(DecodingError);
+    await expect(transcribe(backend, tok, rampMel(100), { contentFrames: 101 })).rejects.toThrow(/contentFrames 101 must be an integer in 0..100/);
+    await expect(transcribe(backend, tok, rampMel(100), { temperature: [] })).rejects.toThrow(/no temperature/);
   });
 });
