@@ -35,31 +35,32 @@ const fourcc = (b: Uint8Array, at: number): string => String.fromCharCode(b[at]!
  */
 function readFrames(bytes: Uint8Array, layout: PcmLayout): Float32Array[] {
   const { channels, frames, offset, format } = layout;
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const le = format.littleEndian;
   const out = Array.from({ length: channels }, () => new Float32Array(frames));
-  const read = sampleReader(view, format);
+  const read = sampleReader(new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), format);
   let at = offset;
   for (let i = 0; i < frames; i++) {
     for (let c = 0; c < channels; c++, at += format.bytes) out[c]![i] = read(at);
   }
   return out;
+}
 
-  function sampleReader(v: DataView, f: SampleFormat): (at: number) => number {
-    if (f.kind === 'float') return f.bytes === 4 ? (p) => v.getFloat32(p, le) : (p) => v.getFloat64(p, le);
-    if (f.kind === 'uint') return (p) => (v.getUint8(p) - 128) / 128;
-    switch (f.bytes) {
-      case 1:
-        return (p) => v.getInt8(p) / 128;
-      case 2:
-        return (p) => v.getInt16(p, le) / 32768;
-      case 3:
-        return le
-          ? (p) => ((v.getUint8(p) | (v.getUint8(p + 1) << 8) | (v.getUint8(p + 2) << 16)) << 8) / 2147483648
-          : (p) => (((v.getUint8(p) << 16) | (v.getUint8(p + 1) << 8) | v.getUint8(p + 2)) << 8) / 2147483648;
-      default:
-        return (p) => v.getInt32(p, le) / 2147483648;
-    }
+/** A function reading one sample of `format` at a byte offset of `view`, scaled as readFrames says. */
+function sampleReader(view: DataView, format: SampleFormat): (at: number) => number {
+  const le = format.littleEndian;
+  if (format.kind === 'float') return format.bytes === 4 ? (p) => view.getFloat32(p, le) : (p) => view.getFloat64(p, le);
+  if (format.kind === 'uint') return (p) => (view.getUint8(p) - 128) / 128;
+  switch (format.bytes) {
+    case 1:
+      return (p) => view.getInt8(p) / 128;
+    case 2:
+      return (p) => view.getInt16(p, le) / 32768;
+    case 3:
+      // The 24 bits go to the top of an int32 (sign included), then / 2^31.
+      return le
+        ? (p) => ((view.getUint8(p) | (view.getUint8(p + 1) << 8) | (view.getUint8(p + 2) << 16)) << 8) / 2147483648
+        : (p) => (((view.getUint8(p) << 16) | (view.getUint8(p + 1) << 8) | view.getUint8(p + 2)) << 8) / 2147483648;
+    default:
+      return (p) => view.getInt32(p, le) / 2147483648;
   }
 }
 
@@ -94,7 +95,6 @@ const wavCodecs: Readonly<Record<number, string>> = {
  */
 export function decodeWav(bytes: Uint8Array, file: string): DecodedAudio {
   const riff = fourcc(bytes, 0);
-  if (riff === 'RF64') throw new AudioDecodeError(`${file}: RF64 (WAV over 4 GiB) is not supported`, file);
   if (bytes.byteLength < 12 || (riff !== 'RIFF' && riff !== 'RIFX') || fourcc(bytes, 8) !== 'WAVE') {
     throw new AudioDecodeError(`${file}: not a WAV file (expected "RIFF"/"RIFX" ... "WAVE" in the first 12 bytes)`, file);
   }
