@@ -9,10 +9,15 @@ import { BeamSearchDecoder, GreedyDecoder, argmax, rankCandidates, type TokenSel
 
 // One decoding pass over a batch of audio windows, as OpenAI's whisper/decoding.py DecodingTask.
 
-/** Samples per second of Whisper's audio. */
-export const SAMPLE_RATE = 16000;
-/** Audio samples between mel frames (10 ms). */
-export const HOP_LENGTH = 160;
+// Whisper's audio rate and mel hop (10 ms). src/audio has them too; decoding keeps its own so it
+// does not import the GPU log-mel front end.
+const SAMPLE_RATE = 16000;
+const HOP_LENGTH = 160;
+
+/** Seconds spanned by `frames` mel frames (OpenAI's frames * HOP_LENGTH / SAMPLE_RATE). */
+export function melFramesToSeconds(frames: number): number {
+  return (frames * HOP_LENGTH) / SAMPLE_RATE;
+}
 
 /** Mel frames per encoder position and so per timestamp step (OpenAI's input_stride, 2). */
 export function inputStride(info: DecoderModelInfo): number {
@@ -23,7 +28,7 @@ export function inputStride(info: DecoderModelInfo): number {
 
 /** Seconds per timestamp token (OpenAI's time_precision, 0.02). */
 export function timePrecision(info: DecoderModelInfo): number {
-  return (inputStride(info) * HOP_LENGTH) / SAMPLE_RATE;
+  return melFramesToSeconds(inputStride(info));
 }
 
 /** Options of one decoding pass: OpenAI's DecodingOptions, camel-cased; defaults as there. */

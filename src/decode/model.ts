@@ -88,7 +88,7 @@ export interface DecoderBackend {
 
 /**
  * Checks the arguments of {@link DecoderSession.step} against the session's state, so every
- * backend rejects bad input with the same {@link DecodingError}; returns the tokens per sequence.
+ * backend rejects bad input with the same {@link DecodingError}; returns n, the tokens fed to each sequence.
  */
 export function checkStepTokens(info: DecoderModelInfo, sequences: number, length: number, tokens: readonly (readonly number[])[]): number {
   if (tokens.length !== sequences) {

@@ -1,7 +1,7 @@
 import { DecodingError } from '../errors.js';
 import type { WhisperTokenizer } from '../text/tokenizer.js';
 import { Rng } from '../util/random.js';
-import { HOP_LENGTH, SAMPLE_RATE, decodeAudio, detectLanguage, inputStride, timePrecision, type DecodingOptions, type DecodingResult } from './decode.js';
+import { decodeAudio, detectLanguage, inputStride, melFramesToSeconds, timePrecision, type DecodingOptions, type DecodingResult } from './decode.js';
 import type { DecoderBackend, EncodedAudio } from './model.js';
 import { pythonStrip } from './python-compat.js';
 
@@ -101,10 +101,6 @@ export async function transcribe(backend: DecoderBackend, tokenizer: WhisperToke
   if (mel.bins !== info.melBins || mel.data.length !== mel.bins * mel.frames) {
     throw new DecodingError(`transcribe: mel has ${mel.data.length} values for [${mel.bins}, ${mel.frames}], the model expects ${info.melBins} mel bins`);
   }
-  const contentFrames = options.contentFrames ?? mel.frames;
-  if (!Number.isInteger(contentFrames) || contentFrames < 0 || contentFrames > mel.frames) {
-    throw new DecodingError(`transcribe: contentFrames ${contentFrames} must be an integer in 0..${mel.frames}`);
-  }
   const {
     temperature = DEFAULT_TEMPERATURES,
     compressionRatioThreshold = 2.4,
@@ -114,9 +110,12 @@ export async function transcribe(backend: DecoderBackend, tokenizer: WhisperToke
     initialPrompt,
     seed = 0,
     onProgress,
-    contentFrames: _contentFrames,
+    contentFrames = mel.frames,
     ...decodeOptions
   } = options;
+  if (!Number.isInteger(contentFrames) || contentFrames < 0 || contentFrames > mel.frames) {
+    throw new DecodingError(`transcribe: contentFrames ${contentFrames} must be an integer in 0..${mel.frames}`);
+  }
   const temperatures = typeof temperature === 'number' ? [temperature] : [...temperature];
   if (temperatures.length === 0) throw new DecodingError('transcribe: no temperature to decode at');
   const rng = new Rng(seed);
@@ -164,9 +163,9 @@ export async function transcribe(backend: DecoderBackend, tokenizer: WhisperToke
 
   let seek = 0;
   while (seek < contentFrames) {
-    const timeOffset = (seek * HOP_LENGTH) / SAMPLE_RATE;
+    const timeOffset = melFramesToSeconds(seek);
     const segmentSize = Math.min(nFrames, contentFrames - seek);
-    const segmentDuration = (segmentSize * HOP_LENGTH) / SAMPLE_RATE;
+    const segmentDuration = melFramesToSeconds(segmentSize);
     const audio = await backend.encode(melWindow(mel, seek, segmentSize, nFrames), 1);
     let result: DecodingResult;
     try {
