@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian bookworm machine lacks to run dq-whisper: Mesa's lavapipe
 # (software Vulkan) from bookworm-backports, since Dawn rejects bookworm's own Mesa 22; Debian's
-# chromium for the browser tests (driven by playwright-core, which never downloads a browser);
-# and the npm dependencies. Idempotent: does nothing that is already done.
+# chromium (driven by playwright-core, which never downloads a browser), ffmpeg and sox for the
+# tests; and the npm dependencies. Idempotent: does nothing that is already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,15 +25,23 @@ if ((${#need_apt[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q -t bookworm-backports "${need_apt[@]}"
 fi
 
-# Chromium from bookworm itself (security updates track the current release); its WebGPU runs
-# on the bundled SwiftShader when there is no GPU (docs/browser.md).
-if ! dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q "install ok installed"; then
-  echo "setup: installing chromium (browser tests)"
+# From bookworm itself (security updates track the current release): chromium for the browser
+# tests, whose WebGPU runs on the bundled SwiftShader when there is no GPU (docs/browser.md);
+# ffmpeg and sox, independent decoders the audio tests cross-check ours against.
+need_main=()
+for pkg in chromium ffmpeg sox; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_main+=("$pkg")
+done
+if ((${#need_main[@]})); then
+  echo "setup: installing ${need_main[*]}"
   [[ -n "$apt_updated" ]] || $sudo apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q chromium
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${need_main[@]}"
 fi
 
+# onnxruntime-node comes with @huggingface/transformers (a test-only reference for log-mel) and
+# its install script downloads native binaries from api.nuget.org, which a build machine may not
+# reach; the feature extractor we use needs none of them, so that download is skipped.
 if [[ ! -d node_modules ]] || [[ package-lock.json -nt node_modules/.package-lock.json ]]; then
   echo "setup: npm ci"
-  npm ci --no-audit --no-fund
+  ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund
 fi
