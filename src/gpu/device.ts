@@ -60,8 +60,12 @@ const noAdapterHelp =
   'No WebGPU adapter was found. On Debian bookworm without a GPU install the software Vulkan driver ' +
   'from backports: add "bookworm-backports" to the apt sources, then ' +
   '`apt-get install -t bookworm-backports mesa-vulkan-drivers` (Mesa 22 from bookworm itself is rejected by Dawn). ' +
-  'With a GPU, install its Vulkan driver (NVIDIA: the proprietary driver; AMD/Intel: mesa-vulkan-drivers). ' +
-  'In a browser, WebGPU must be enabled (Chromium: --enable-unsafe-webgpu on Linux).';
+  'With a GPU, install its Vulkan driver (NVIDIA: the proprietary driver; AMD/Intel: mesa-vulkan-drivers).';
+
+const browserNoAdapterHelp =
+  'This browser has WebGPU, but navigator.gpu.requestAdapter() found no adapter: the GPU or its driver is blocklisted, ' +
+  'or software rendering is not allowed. Chromium on Linux without a usable GPU needs --enable-unsafe-webgpu ' +
+  '(then it uses its SwiftShader software adapter); chrome://gpu says what is blocked.';
 
 const browserHelp =
   'WebGPU ships in Chrome and Edge (113+ on Windows, macOS and ChromeOS, 121+ on Android), Safari 26 and Firefox 141+ on Windows; ' +
@@ -121,7 +125,7 @@ export class GpuDevice {
   static async create(options: GpuOptions = {}): Promise<GpuDevice> {
     const { gpu, runtime } = await getGpu();
     const adapter = await gpu.requestAdapter({ powerPreference: options.powerPreference ?? 'high-performance' });
-    if (!adapter) throw new NoAdapterError(noAdapterHelp);
+    if (!adapter) throw new NoAdapterError(runtime === 'browser' ? browserNoAdapterHelp : noAdapterHelp);
     const off = options.disable ?? {};
     const want: [keyof GpuFeatures, GPUFeatureName][] = [
       ['shaderF16', 'shader-f16'],

@@ -12,6 +12,8 @@ type HostArray = Float32Array | Int32Array | Uint32Array | Uint16Array;
 /** Reuses GPU buffers by size class so repeated ad-hoc tensors do not allocate each time. */
 export class BufferPool {
   private readonly free = new Map<number, GPUBuffer[]>();
+  /** Every buffer this pool made and has not destroyed, free or in use. */
+  private readonly live = new Set<GPUBuffer>();
   /** Bytes currently allocated from the device by this pool (free or in use). */
   allocatedBytes = 0;
 
@@ -30,7 +32,9 @@ export class BufferPool {
     if (reused) return reused;
     const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
     this.allocatedBytes += size;
-    return this.device.createBuffer({ label, size, usage });
+    const buffer = this.device.createBuffer({ label, size, usage });
+    this.live.add(buffer);
+    return buffer;
   }
 
   release(buffer: GPUBuffer): void {
@@ -43,9 +47,21 @@ export class BufferPool {
   trim(): void {
     for (const list of this.free.values()) for (const b of list) {
       this.allocatedBytes -= b.size;
+      this.live.delete(b);
       b.destroy();
     }
     this.free.clear();
+  }
+
+  /**
+   * Destroy every buffer this pool made, in use or not: the end of the Gpu. Matters for a device
+   * the application owns (Gpu.fromDevice), which outlives the Gpu and would keep them otherwise.
+   */
+  destroyAll(): void {
+    for (const b of this.live) b.destroy();
+    this.live.clear();
+    this.free.clear();
+    this.allocatedBytes = 0;
   }
 }
 
@@ -84,6 +100,15 @@ export class Gpu {
   }
   get adapter() {
     return this.gpuDevice.adapter;
+  }
+  /**
+   * The smallest subgroup size the adapter may run (GPUAdapterInfo.subgroupMinSize: 8 on
+   * lavapipe, 4 on SwiftShader, 32 on NVIDIA), or undefined where the device does not say.
+   * Kernels that treat a small workgroup as one subgroup check it.
+   */
+  get subgroupMinSize(): number | undefined {
+    const size = (this.device as GPUDevice & { adapterInfo?: { subgroupMinSize?: number } }).adapterInfo?.subgroupMinSize;
+    return size !== undefined && size > 0 ? size : undefined;
   }
 
   /** A new uninitialised tensor from the pool. Call `free` when done. */
@@ -178,9 +203,13 @@ export class Gpu {
     return rec.finish();
   }
 
-  /** Destroy buffers and the device (under Node, required for the process to exit). */
+  /**
+   * Destroy every buffer the engine allocated (tensors from `empty`/`upload` included) and the
+   * device, unless it came from `fromDevice`: the application's device and buffers stay alive.
+   * Under Node, required for the process to exit.
+   */
   destroy(): void {
-    this.pool.trim();
+    this.pool.destroyAll();
     this.gpuDevice.destroy();
   }
 }

@@ -153,4 +153,15 @@ describe('demo page', () => {
     await page.screenshot({ path: join(screenshots, 'no-webgpu.png') });
     await page.close();
   });
+
+  it('with WebGPU but no adapter (blocklisted GPU), names the cause in the page', async () => {
+    // Chromium on Linux without --enable-unsafe-webgpu behaves so: navigator.gpu, but no adapter.
+    const { page } = await openPage(() => {
+      GPU.prototype.requestAdapter = async () => null;
+    });
+    await page.waitForSelector('#status[data-state=failed]', { timeout: 30_000 });
+    expect(await page.textContent('.errors .error h2')).toBe('WebGPU is not available');
+    expect(await page.textContent('.errors .error .detail')).toContain('requestAdapter() found no adapter');
+    await page.close();
+  });
 });
