@@ -4,3 +4,4 @@ export * from './index.js';
 export * from './io/node-files.js';
 export * from './io/checksums.js';
 export * from './io/text-assets.js';
+export * from './io/audio-file.js';

@@ -188,7 +188,7 @@ function initialTokens(tokenizer: WhisperTokenizer, sotSequence: number[], optio
  * beam search under the logit filters, and the best candidate per window by
  * {@link rankCandidates}. The windows are decoded side by side in one backend session.
  */
-export async function decodeAudio(
+export async function decodeWindows(
   backend: DecoderBackend,
   tokenizer: WhisperTokenizer,
   audio: EncodedAudio,

@@ -1,7 +1,7 @@
 import { DecodingError } from '../errors.js';
 import type { WhisperTokenizer } from '../text/tokenizer.js';
 import { Rng } from '../util/random.js';
-import { decodeAudio, detectLanguage, inputStride, melFramesToSeconds, timePrecision, type DecodingOptions, type DecodingResult } from './decode.js';
+import { decodeWindows, detectLanguage, inputStride, melFramesToSeconds, timePrecision, type DecodingOptions, type DecodingResult } from './decode.js';
 import type { DecoderBackend, EncodedAudio } from './model.js';
 import { pythonStrip } from './python-compat.js';
 
@@ -142,7 +142,7 @@ export async function transcribe(backend: DecoderBackend, tokenizer: WhisperToke
       // Beam search only at temperature 0, best-of only above it.
       const { beamSize, patience, bestOf, ...rest } = decodeOptions;
       const perTemperature: DecodingOptions = t > 0 ? { ...rest, bestOf } : { ...rest, beamSize, patience };
-      result = (await decodeAudio(backend, tokenizer, audio, { ...perTemperature, language, prompt, temperature: t, rng }))[0]!;
+      result = (await decodeWindows(backend, tokenizer, audio, { ...perTemperature, language, prompt, temperature: t, rng }))[0]!;
       let needsFallback = false;
       if (compressionRatioThreshold !== null && result.compressionRatio > compressionRatioThreshold) needsFallback = true; // too repetitive
       if (logprobThreshold !== null && result.avgLogprob < logprobThreshold) needsFallback = true; // too improbable

@@ -8,7 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { transcribeCommand } from '../../src/cli/transcribe.js';
 import type { Transcript } from '../../src/decode/transcribe.js';
 import { formatTimestamp } from '../../src/decode/format.js';
-import { saveHfCheckpoint } from '../../src/io/node-files.js';
+import { readMelFilters } from '../../src/audio/mel-filters.js';
+import { ggmlVocabFromTiktoken } from '../../src/io/ggml.js';
+import { saveGgmlCheckpoint, saveHfCheckpoint } from '../../src/io/node-files.js';
 import { presetConfig, type WhisperConfig } from '../../src/model/config.js';
 import { initWhisperWeights } from '../../src/model/init.js';
 
@@ -19,20 +21,29 @@ const flac = `${SAMPLES}coqui_tts/LJ001-0002.flac`;
 const aiff = `${SAMPLES}speech_recognition/french.aiff`;
 
 // A random model in Hugging Face format with Whisper's real vocabulary and 80 mel bins, narrow
-// (width 32, 2+2 layers) and with a 3 s audio context (150 positions, 300 mel frames) so the
+// (width 32, 2+2 layers, MLPs 4x wide as whisper.cpp requires) and with a 3 s audio context (150 positions, 300 mel frames) so the
 // long-form loop sees a window per 3 s; 32 text positions keep each decoding short.
 const config: WhisperConfig = {
   ...presetConfig('tiny'),
-  d_model: 32, encoder_layers: 2, encoder_attention_heads: 2, encoder_ffn_dim: 64,
-  decoder_layers: 2, decoder_attention_heads: 2, decoder_ffn_dim: 64, max_source_positions: 150, max_target_positions: 32,
+  d_model: 32, encoder_layers: 2, encoder_attention_heads: 2, encoder_ffn_dim: 128,
+  decoder_layers: 2, decoder_attention_heads: 2, decoder_ffn_dim: 128, max_source_positions: 150, max_target_positions: 32,
 };
+
+const ASSETS = new URL('../../assets/', import.meta.url).pathname;
 
 let dir = '';
 let model = '';
+let ggmlModel = '';
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'dqw-transcribe-'));
   model = join(dir, 'model');
-  await saveHfCheckpoint(model, { config, weights: initWhisperWeights(config, 3, { std: 0.2, randomizeAll: true }) });
+  ggmlModel = join(dir, 'model-f32.bin');
+  const checkpoint = { config, weights: initWhisperWeights(config, 3, { std: 0.2, randomizeAll: true }) };
+  await saveHfCheckpoint(model, checkpoint);
+  // The same weights as a whisper.cpp file, all f32.
+  const mel80 = readMelFilters(readFileSync(`${ASSETS}mel_filters.npz`)).get(80)!;
+  const vocab = ggmlVocabFromTiktoken(readFileSync(`${ASSETS}multilingual.tiktoken`, 'utf8'));
+  await saveGgmlCheckpoint(ggmlModel, checkpoint, { fileType: 'f32', melFilters: { n_mel: 80, n_fft: 201, data: mel80.data }, vocab });
   writeFileSync(join(dir, 'broken.wav'), 'not audio at all');
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -71,6 +82,13 @@ describe('dqw transcribe', () => {
       for (const s of t.segments) expect(s.end).toBeGreaterThanOrEqual(s.start);
     }
     expect(existsSync(join(out, 'broken.json'))).toBe(false);
+  });
+
+  it('a whisper.cpp ggml file of the same weights gives the same transcript', async () => {
+    const out = join(dir, 'ggml');
+    const stdout = capture();
+    await transcribeCommand([flac, '--model', ggmlModel, '--language', 'en', '--format', 'json', '--output', out], { stdout: stdout.stream, stderr: capture().stream });
+    expect(readFileSync(join(out, 'LJ001-0002.json'), 'utf8')).toBe(readFileSync(join(dir, 'json', 'LJ001-0002.json'), 'utf8'));
   });
 
   it('as a command: writes WebVTT cues of the same transcript and exits 0; bad arguments exit 1 with the reason', async () => {

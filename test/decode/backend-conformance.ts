@@ -2,7 +2,7 @@
 // full-recomputation reference computes: logits step by step through the session protocol, and
 // exactly the same tokens through whole decodings. Call these from a backend's own test file.
 import { expect } from 'vitest';
-import { decodeAudio, type DecodingOptions, type DecodingResult } from '../../src/decode/decode.js';
+import { decodeWindows, type DecodingOptions, type DecodingResult } from '../../src/decode/decode.js';
 import type { DecoderBackend, DecoderSession } from '../../src/decode/model.js';
 import type { WhisperTokenizer } from '../../src/text/tokenizer.js';
 import { Rng } from '../../src/util/random.js';
@@ -103,8 +103,8 @@ export async function expectSameTokens(
     for (const options of optionSets) {
       const what = JSON.stringify(options);
       const withRng = (): DecodingOptions => (options.rng ? { ...options, rng: Rng.fromState(options.rng.state()) } : options);
-      const ours = await decodeAudio(candidate, tokenizer, audioC, withRng());
-      const theirs = await decodeAudio(reference, tokenizer, audioR, withRng());
+      const ours = await decodeWindows(candidate, tokenizer, audioC, withRng());
+      const theirs = await decodeWindows(reference, tokenizer, audioR, withRng());
       expect(ours.map((r) => r.tokens), `${what}: tokens`).toEqual(theirs.map((r) => r.tokens));
       expect(ours.map((r) => r.language), `${what}: language`).toEqual(theirs.map((r) => r.language));
       ours.forEach((r, w) => expect(Math.abs(r.avgLogprob - theirs[w]!.avgLogprob), `${what}: window ${w} avgLogprob`).toBeLessThanOrEqual(logprobTolerance));

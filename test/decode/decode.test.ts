@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { compressionRatio } from '../../src/decode/compression.js';
-import { decodeAudio, detectLanguage, type DecodingOptions } from '../../src/decode/decode.js';
+import { decodeWindows, detectLanguage, type DecodingOptions } from '../../src/decode/decode.js';
 import { DecodingError } from '../../src/errors.js';
 import { decoderModelInfo } from '../../src/decode/model.js';
 import { presetConfig } from '../../src/model/config.js';
@@ -44,7 +44,7 @@ async function decodeOne(script: LogitScript, options: DecodingOptions, windows 
   const { backend, calls } = scriptedBackend(script);
   const counted = countingBackend(backend);
   const audio = await counted.backend.encode(Float32Array.from({ length: 3000 * windows }, (_, i) => Math.floor(i / 3000)), windows);
-  const results = await decodeAudio(counted.backend, tok, audio, options);
+  const results = await decodeWindows(counted.backend, tok, audio, options);
   return { results, calls, sessions: counted.sessions };
 }
 
@@ -283,7 +283,7 @@ describe('initial tokens', () => {
     const info = scriptedInfo({ textContext: 16 });
     const run = async (options: DecodingOptions) => {
       const { backend, calls } = scriptedBackend(always, { info });
-      const results = await decodeAudio(backend, tok, await backend.encode(new Float32Array(3000), 1), { language: 'en', withoutTimestamps: true, ...options });
+      const results = await decodeWindows(backend, tok, await backend.encode(new Float32Array(3000), 1), { language: 'en', withoutTimestamps: true, ...options });
       return { tokens: results[0]!.tokens, longest: Math.max(...calls.map((c) => c.length)) };
     };
     expect(await run({})).toEqual({ tokens: Array(8).fill(A), longest: 4 + 7 }); // sampleLen = 16 / 2
@@ -311,7 +311,7 @@ describe('option checks', () => {
     ];
     for (const options of bad) await expect(decodeOne(script, { language: 'en', ...options }), JSON.stringify(options)).rejects.toThrow(DecodingError);
     const { backend } = scriptedBackend(script, { info: scriptedInfo({ vocabSize: 51864 }) });
-    await expect(decodeAudio(backend, tok, await backend.encode(new Float32Array(3000), 1))).rejects.toThrow(/51864 tokens, the tokenizer's 51865/);
+    await expect(decodeWindows(backend, tok, await backend.encode(new Float32Array(3000), 1))).rejects.toThrow(/51864 tokens, the tokenizer's 51865/);
   });
 });
 

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { decodeAudio } from '../../src/decode/decode.js';
+import { decodeWindows } from '../../src/decode/decode.js';
 import { decoderModelInfo } from '../../src/decode/model.js';
 import { RecomputeBackend, type RecomputeModel } from '../../src/decode/recompute.js';
 import { transcribe } from '../../src/decode/transcribe.js';
@@ -94,8 +94,8 @@ describe('random tiny Whisper: cached backend vs full recomputation', () => {
   it('beam search with one beam is greedy decoding', async () => {
     const audio = await cached.encode(mel, 2);
     for (const options of [{ language: 'en', sampleLen: 12 }, { language: 'ja', withoutTimestamps: true, sampleLen: 12 }]) {
-      const greedy = await decodeAudio(cached, tok, audio, options);
-      const beam = await decodeAudio(cached, tok, audio, { ...options, beamSize: 1 });
+      const greedy = await decodeWindows(cached, tok, audio, options);
+      const beam = await decodeWindows(cached, tok, audio, { ...options, beamSize: 1 });
       expect(beam.map((r) => r.tokens)).toEqual(greedy.map((r) => r.tokens));
       beam.forEach((r, w) => expect(r.avgLogprob).toBeCloseTo(greedy[w]!.avgLogprob, 12));
     }
