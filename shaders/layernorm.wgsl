@@ -4,138 +4,183 @@
 // layernorm_backward_dx: with g = dy (* gamma) and xhat = (x - mean) * rstd,
 //   dx = rstd * (g - mean(g) - xhat * mean(g * xhat)).
 // dgamma = sum over rows of dy * xhat and dbeta = sum of dy, without float atomics:
-// layernorm_param_grad_partial sums chunks of rows per column into partials [2, chunks, C],
+// layernorm_param_grad_partial sums chunks of ROWS rows per column into partials [2, chunks, C],
 // then layernorm_param_grad_final adds up the chunks of every column.
-// Row kernels use one workgroup per row; the workgroup reduction has a subgroup path and a plain
-// tree (shaders/lib/reduction.wgsl).
+// A workgroup owns ROWS rows and walks them column-outer, so gamma and beta are read once per
+// ROWS rows (bench/lab/rows v4/v6). Row data is array<V> (f32 or vec4f, lib/reduction.wgsl).
 
 // #include "lib/reduction.wgsl"
+
+// Rows one workgroup covers (host: LAYERNORM_ROWS in src/kernels/layernorm.ts).
+const ROWS: u32 = 4u;
 
 // Whether gamma and beta apply. Without them the gamma and beta bindings still exist in the
 // layout and the host binds x in their place; they are never read.
 override AFFINE: bool = true;
 
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> gamma: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<V>;
+@group(0) @binding(2) var<storage, read> gamma: array<V>;
 
 struct ForwardParams { rows: u32, cols: u32, eps: f32, groups_x: u32 }
 @group(0) @binding(0) var<uniform> fp: ForwardParams;
-@group(0) @binding(3) var<storage, read> beta: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<storage, read> beta: array<V>;
+@group(0) @binding(4) var<storage, read_write> y: array<V>;
 @group(0) @binding(5) var<storage, read_write> mean: array<f32>;
 @group(0) @binding(6) var<storage, read_write> rstd: array<f32>;
 
 @compute @workgroup_size(WG)
 fn layernorm_forward(inv: Invocation, @builtin(workgroup_id) wg: vec3u) {
-  let row = row_of(wg, fp.groups_x);
-  if (row >= fp.rows) { return; }
-  let base = row * fp.cols;
-  let n = f32(fp.cols);
-  var s = 0.0;
-  for (var i = inv.lid; i < fp.cols; i += WG) { s += x[base + i]; }
-  let mu = wg_sum(s, inv) / n;
-  // Two passes (mean, then squared deviations) avoid the cancellation of E[x^2] - E[x]^2.
-  var q = 0.0;
-  for (var i = inv.lid; i < fp.cols; i += WG) {
-    let d = x[base + i] - mu;
-    q += d * d;
+  let row0 = row_of(wg, fp.groups_x) * ROWS;
+  if (row0 >= fp.rows) { return; }
+  let nrows = min(ROWS, fp.rows - row0);
+  let n_v = fp.cols / V_WIDTH;
+  let total = f32(fp.cols);
+  var mu_row: array<f32, ROWS>;
+  var r: array<f32, ROWS>;
+  for (var k = 0u; k < ROWS; k++) {
+    if (k >= nrows) { break; }
+    let base = (row0 + k) * n_v;
+    var w = Welford(0.0, V(0.0), V(0.0));
+    for (var j = inv.lid; j < n_v; j += WG) { w = welford_add(w, x[base + j]); }
+    let mv = wg_mean_var(w, total, inv);
+    mu_row[k] = mv.x;
+    r[k] = inverseSqrt(mv.y + fp.eps);
   }
-  let r = inverseSqrt(wg_sum(q, inv) / n + fp.eps);
-  for (var i = inv.lid; i < fp.cols; i += WG) {
-    var v = (x[base + i] - mu) * r;
-    if (AFFINE) { v = v * gamma[i] + beta[i]; }
-    y[base + i] = v;
+  for (var j = inv.lid; j < n_v; j += WG) {
+    var g = V(1.0);
+    var b = V(0.0);
+    if (AFFINE) {
+      g = gamma[j];
+      b = beta[j];
+    }
+    for (var k = 0u; k < ROWS; k++) {
+      if (k < nrows) {
+        let e = (row0 + k) * n_v + j;
+        y[e] = (x[e] - mu_row[k]) * r[k] * g + b;
+      }
+    }
   }
   if (inv.lid == 0u) {
-    mean[row] = mu;
-    rstd[row] = r;
+    for (var k = 0u; k < ROWS; k++) {
+      if (k < nrows) {
+        mean[row0 + k] = mu_row[k];
+        rstd[row0 + k] = r[k];
+      }
+    }
   }
 }
 
-@group(0) @binding(7) var<storage, read> dy: array<f32>;
+@group(0) @binding(7) var<storage, read> dy: array<V>;
 @group(0) @binding(8) var<storage, read> mean_in: array<f32>;
 @group(0) @binding(9) var<storage, read> rstd_in: array<f32>;
 
 struct BackwardParams { rows: u32, cols: u32, groups_x: u32, accumulate: u32 }
 @group(0) @binding(0) var<uniform> bp: BackwardParams;
-@group(0) @binding(10) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(10) var<storage, read_write> dx: array<V>;
 
-fn upstream(base: u32, i: u32) -> f32 {
-  if (AFFINE) { return dy[base + i] * gamma[i]; }
-  return dy[base + i];
+// mean and rstd of the workgroup's ROWS rows (the last row repeated past the end).
+struct RowStats { mu: array<f32, ROWS>, r: array<f32, ROWS> }
+
+fn load_stats(row0: u32, rows: u32) -> RowStats {
+  var s: RowStats;
+  for (var k = 0u; k < ROWS; k++) {
+    let row = min(row0 + k, rows - 1u);
+    s.mu[k] = mean_in[row];
+    s.r[k] = rstd_in[row];
+  }
+  return s;
 }
 
 @compute @workgroup_size(WG)
 fn layernorm_backward_dx(inv: Invocation, @builtin(workgroup_id) wg: vec3u) {
-  let row = row_of(wg, bp.groups_x);
-  if (row >= bp.rows) { return; }
-  let base = row * bp.cols;
-  let mu = mean_in[row];
-  let r = rstd_in[row];
-  var acc = vec2f(0.0);
-  for (var i = inv.lid; i < bp.cols; i += WG) {
-    let g = upstream(base, i);
-    acc += vec2f(g, g * (x[base + i] - mu) * r);
+  let row0 = row_of(wg, bp.groups_x) * ROWS;
+  if (row0 >= bp.rows) { return; }
+  let nrows = min(ROWS, bp.rows - row0);
+  let n_v = bp.cols / V_WIDTH;
+  let st = load_stats(row0, bp.rows);
+  // Row sums of g and g * xhat, read column-outer so gamma is read once per ROWS rows.
+  var acc: array<vec2f, ROWS>;
+  for (var j = inv.lid; j < n_v; j += WG) {
+    var gm = V(1.0);
+    if (AFFINE) { gm = gamma[j]; }
+    for (var k = 0u; k < ROWS; k++) {
+      if (k < nrows) {
+        let e = (row0 + k) * n_v + j;
+        let g = dy[e] * gm;
+        acc[k] += vec2f(hsum(g), hsum(g * (x[e] - st.mu[k])) * st.r[k]);
+      }
+    }
   }
-  let means = wg_sum2(acc, inv) / f32(bp.cols);
-  for (var i = inv.lid; i < bp.cols; i += WG) {
-    let xhat = (x[base + i] - mu) * r;
-    var v = r * (upstream(base, i) - means.x - xhat * means.y);
-    if (bp.accumulate != 0u) { v += dx[base + i]; }
-    dx[base + i] = v;
+  var means: array<vec2f, ROWS>;
+  for (var k = 0u; k < ROWS; k++) { means[k] = wg_sum2(acc[k], inv) / f32(bp.cols); }
+  for (var j = inv.lid; j < n_v; j += WG) {
+    var gm = V(1.0);
+    if (AFFINE) { gm = gamma[j]; }
+    for (var k = 0u; k < ROWS; k++) {
+      if (k < nrows) {
+        let e = (row0 + k) * n_v + j;
+        let xhat = (x[e] - st.mu[k]) * st.r[k];
+        var v = st.r[k] * (dy[e] * gm - means[k].x - xhat * means[k].y);
+        if (bp.accumulate != 0u) { v += dx[e]; }
+        dx[e] = v;
+      }
+    }
   }
 }
 
-struct PartialParams { rows: u32, cols: u32, chunks: u32 }
+struct PartialParams { rows: u32, cols: u32, groups_x: u32, chunks: u32 }
 @group(0) @binding(0) var<uniform> pp: PartialParams;
-@group(0) @binding(11) var<storage, read_write> partials: array<f32>;
-const COLS_PER_GROUP: u32 = 64u;
-const ROW_LANES: u32 = WG / COLS_PER_GROUP;
-// Rows one workgroup of layernorm_param_grad_partial covers (host: LAYERNORM_ROWS_PER_CHUNK).
-const ROWS_PER_CHUNK: u32 = 32u;
+@group(0) @binding(11) var<storage, read_write> partials: array<V>;
 
-// partials[0, chunk, c] = sum of dy * xhat and partials[1, chunk, c] = sum of dy over the rows of
-// the chunk. A workgroup covers 64 columns x 4 lanes of rows, so reads are coalesced.
+// partials[0, chunk, c] = sum of dy * xhat and partials[1, chunk, c] = sum of dy over the ROWS rows
+// of chunk = the workgroup's row index. No reductions: every invocation owns its columns.
 @compute @workgroup_size(WG)
 fn layernorm_param_grad_partial(inv: Invocation, @builtin(workgroup_id) wg: vec3u) {
-  let c = wg.x * COLS_PER_GROUP + inv.lid % COLS_PER_GROUP;
-  let lane = inv.lid / COLS_PER_GROUP;
-  let chunk = wg.y;
-  let end = min((chunk + 1u) * ROWS_PER_CHUNK, pp.rows);
-  var acc = vec2f(0.0);
-  if (c < pp.cols) {
-    for (var row = chunk * ROWS_PER_CHUNK + lane; row < end; row += ROW_LANES) {
-      let i = row * pp.cols + c;
-      let d = dy[i];
-      acc += vec2f(d * (x[i] - mean_in[row]) * rstd_in[row], d);
+  let chunk = row_of(wg, pp.groups_x);
+  let row0 = chunk * ROWS;
+  if (row0 >= pp.rows) { return; }
+  let nrows = min(ROWS, pp.rows - row0);
+  let n_v = pp.cols / V_WIDTH;
+  let st = load_stats(row0, pp.rows);
+  for (var j = inv.lid; j < n_v; j += WG) {
+    var dgamma_part = V(0.0);
+    var dbeta_part = V(0.0);
+    for (var k = 0u; k < ROWS; k++) {
+      if (k < nrows) {
+        let e = (row0 + k) * n_v + j;
+        let d = dy[e];
+        dgamma_part += d * (x[e] - st.mu[k]) * st.r[k];
+        dbeta_part += d;
+      }
     }
-  }
-  red_slots[inv.lid] = acc;
-  workgroupBarrier();
-  if (lane == 0u && c < pp.cols) {
-    var total = vec2f(0.0);
-    for (var l = 0u; l < ROW_LANES; l++) { total += red_slots[l * COLS_PER_GROUP + inv.lid]; }
-    partials[chunk * pp.cols + c] = total.x;
-    partials[(pp.chunks + chunk) * pp.cols + c] = total.y;
+    partials[chunk * n_v + j] = dgamma_part;
+    partials[(pp.chunks + chunk) * n_v + j] = dbeta_part;
   }
 }
 
 struct FinalParams { cols: u32, chunks: u32, accumulate: u32 }
 @group(0) @binding(0) var<uniform> fin: FinalParams;
-@group(0) @binding(12) var<storage, read> partials_in: array<f32>;
-@group(0) @binding(13) var<storage, read_write> dgamma: array<f32>;
-@group(0) @binding(14) var<storage, read_write> dbeta: array<f32>;
+@group(0) @binding(12) var<storage, read> partials_in: array<V>;
+@group(0) @binding(13) var<storage, read_write> dgamma: array<V>;
+@group(0) @binding(14) var<storage, read_write> dbeta: array<V>;
 
 // dgamma[c] (+)= sum over chunks of partials[0, chunk, c]; dbeta[c] likewise from partials[1].
+// One invocation per V of columns; 64 invocations per workgroup, no reductions.
 @compute @workgroup_size(64)
 fn layernorm_param_grad_final(@builtin(global_invocation_id) gid: vec3u) {
-  let c = gid.x;
-  if (c >= fin.cols) { return; }
-  var acc = vec2f(0.0);
+  let j = gid.x;
+  let n_v = fin.cols / V_WIDTH;
+  if (j >= n_v) { return; }
+  var dg = V(0.0);
+  var db = V(0.0);
   for (var k = 0u; k < fin.chunks; k++) {
-    acc += vec2f(partials_in[k * fin.cols + c], partials_in[(fin.chunks + k) * fin.cols + c]);
+    dg += partials_in[k * n_v + j];
+    db += partials_in[(fin.chunks + k) * n_v + j];
   }
-  if (fin.accumulate != 0u) { acc += vec2f(dgamma[c], dbeta[c]); }
-  dgamma[c] = acc.x;
-  dbeta[c] = acc.y;
+  if (fin.accumulate != 0u) {
+    dg += dgamma[j];
+    db += dbeta[j];
+  }
+  dgamma[j] = dg;
+  dbeta[j] = db;
 }

@@ -12,6 +12,9 @@
 // targets with -100, or a 0/1 padding mask with ignore_index 0). scale = grad_scale / n_valid,
 // where every workgroup counts the valid rows itself, so no pass has to run first.
 // Accumulation is in f32 throughout; the workgroup reductions are shaders/lib/reduction.wgsl.
+// The row entries (cross_entropy, kl_divergence, mse_rows, row_stats) run small workgroups of
+// WG invocations (host: rowLaunch); masked_mean and the distance matrix keep 256. Row data stays
+// f32 here (vocabulary rows have an odd length), so the module is never compiled with V = vec4f.
 
 // #include "lib/reduction.wgsl"
 
@@ -74,19 +77,15 @@ fn cross_entropy(inv: Invocation, @builtin(workgroup_id) wg: vec3u) {
     return;
   }
   // Online max and sum of exp(z - max): one read of the row.
-  var m = NEG_MAX;
-  var s = 0.0;
-  for (var i = inv.lid; i < rp.cols; i += WG) {
-    let v = logits[base + i];
-    if (v > m) {
-      s = s * exp(m - v) + 1.0;
-      m = v;
-    } else {
-      s += exp(v - m);
-    }
+  var ms = vec2f(NEG_MAX, 0.0);
+  var i = inv.lid;
+  for (; i + 3u * WG < rp.cols; i += 4u * WG) {
+    let e = base + i;
+    ms = max_sum4(ms, logits[e], logits[e + WG], logits[e + 2u * WG], logits[e + 3u * WG]);
   }
-  let row_max = wg_max(m, inv);
-  let lse = row_max + log(wg_sum(s * exp(m - row_max), inv));
+  for (; i < rp.cols; i += WG) { ms = max_sum1(ms, logits[base + i]); }
+  let stats = wg_max_sum(ms, inv);
+  let lse = stats.x + log(stats.y);
   let in_range = label_id >= 0 && u32(label_id) < rp.cols;
   if (inv.lid == 0u) {
     row_loss[row] = select(nan_from(rp.rows & 0u), lse - logits[base + min(u32(label_id), rp.cols - 1u)], in_range);
@@ -116,16 +115,23 @@ fn kl_divergence(inv: Invocation, @builtin(workgroup_id) wg: vec3u) {
   }
   let inv_tau = 1.0 / rp.tau;
   // Online max and sum of exp for both softened distributions in one read of each row.
-  var m = vec2f(NEG_MAX);  // (student, teacher)
-  var s = vec2f(0.0);
-  for (var i = inv.lid; i < rp.cols; i += WG) {
-    let v = vec2f(logits[base + i], teacher[base + i]) * inv_tau;
-    let m_new = max(m, v);
-    s = s * exp(m - m_new) + exp(v - m_new);
-    m = m_new;
+  var ms_s = vec2f(NEG_MAX, 0.0);
+  var ms_t = vec2f(NEG_MAX, 0.0);
+  var i = inv.lid;
+  for (; i + 3u * WG < rp.cols; i += 4u * WG) {
+    let e = base + i;
+    let f = e + WG;
+    let g = e + 2u * WG;
+    let h = e + 3u * WG;
+    ms_s = max_sum4(ms_s, logits[e] * inv_tau, logits[f] * inv_tau, logits[g] * inv_tau, logits[h] * inv_tau);
+    ms_t = max_sum4(ms_t, teacher[e] * inv_tau, teacher[f] * inv_tau, teacher[g] * inv_tau, teacher[h] * inv_tau);
   }
-  let row_max = vec2f(wg_max(m.x, inv), wg_max(m.y, inv));
-  let lse = row_max + log(wg_sum2(s * exp(m - row_max), inv));
+  for (; i < rp.cols; i += WG) {
+    ms_s = max_sum1(ms_s, logits[base + i] * inv_tau);
+    ms_t = max_sum1(ms_t, teacher[base + i] * inv_tau);
+  }
+  let row_max = vec2f(wg_max(ms_s.x, inv), wg_max(ms_t.x, inv));
+  let lse = row_max + log(wg_sum2(vec2f(ms_s.y, ms_t.y) * exp(vec2f(ms_s.x, ms_t.x) - row_max), inv));
   // Second read: the KL terms and the gradient together.
   let scale = rp.tau * rp.grad_scale / n_valid;
   var kl = 0.0;
@@ -147,26 +153,32 @@ fn kl_divergence(inv: Invocation, @builtin(workgroup_id) wg: vec3u) {
 @group(0) @binding(6) var<storage, read_write> grad_b: array<f32>;
 override WRITE_GRAD_B: bool = false;
 
+// Rows one workgroup of mse_rows covers: every workgroup counts the valid rows of the whole batch,
+// which for short rows would cost more than the rows themselves (host: MSE_ROWS).
+const MSE_ROWS: u32 = 4u;
+
 @compute @workgroup_size(WG)
 fn mse_rows(inv: Invocation, @builtin(workgroup_id) wg: vec3u) {
-  let row = row_of(wg, rp.groups_x);
-  if (row >= rp.rows) { return; }
+  let row0 = row_of(wg, rp.groups_x) * MSE_ROWS;
+  if (row0 >= rp.rows) { return; }
   let n_valid = count_valid(rp.rows, rp.ignore_index, inv);
-  let base = row * rp.cols;
-  let valid = row_valid(row, rp.ignore_index);
-  let scale = select(0.0, 2.0 * rp.grad_scale / (n_valid * f32(rp.cols)), valid);
-  var acc = 0.0;
-  for (var i = inv.lid; i < rp.cols; i += WG) {
-    let d = select(0.0, mse_a[base + i] - mse_b[base + i], valid);
-    acc += d * d;
-    let g = d * scale;
-    if (WRITE_GRAD) { write_grad(base + i, g); }
-    if (WRITE_GRAD_B) {
-      if (rp.accumulate != 0u) { grad_b[base + i] -= g; } else { grad_b[base + i] = -g; }
+  for (var row = row0; row < min(row0 + MSE_ROWS, rp.rows); row++) {
+    let base = row * rp.cols;
+    let valid = row_valid(row, rp.ignore_index);
+    let scale = select(0.0, 2.0 * rp.grad_scale / (n_valid * f32(rp.cols)), valid);
+    var acc = 0.0;
+    for (var i = inv.lid; i < rp.cols; i += WG) {
+      let d = select(0.0, mse_a[base + i] - mse_b[base + i], valid);
+      acc += d * d;
+      let g = d * scale;
+      if (WRITE_GRAD) { write_grad(base + i, g); }
+      if (WRITE_GRAD_B) {
+        if (rp.accumulate != 0u) { grad_b[base + i] -= g; } else { grad_b[base + i] = -g; }
+      }
     }
+    let total = wg_sum(acc, inv);
+    if (inv.lid == 0u) { row_loss[row] = total / f32(rp.cols); }
   }
-  let total = wg_sum(acc, inv);
-  if (inv.lid == 0u) { row_loss[row] = total / f32(rp.cols); }
 }
 
 // out[out_index] (+)= weight * (sum of row_in over valid rows) / n_valid (0 when none is valid),
@@ -196,7 +208,7 @@ fn masked_mean(inv: Invocation) {
 // ---- Dynamic-matching distance matrix --------------------------------------------------------
 // student: [LS, rows, C], teacher: [LT, rows, C] (LT counts the embedding output too).
 
-// Per-row mean and 1/sqrt(var + eps) (two-pass variance) of x [count, C], written to
+// Per-row mean and 1/sqrt(var + eps) (Welford, one read) of x [count, C], written to
 // stats[2 * (first + r)] and stats[2 * (first + r) + 1].
 struct StatsParams { count: u32, cols: u32, groups_x: u32, first: u32, eps: f32 }
 @group(0) @binding(0) var<uniform> sp: StatsParams;
@@ -208,15 +220,11 @@ fn row_stats(inv: Invocation, @builtin(workgroup_id) wg: vec3u) {
   let row = row_of(wg, sp.groups_x);
   if (row >= sp.count) { return; }
   let base = row * sp.cols;
-  var s = 0.0;
-  for (var i = inv.lid; i < sp.cols; i += WG) { s += stats_x[base + i]; }
-  let mean = wg_sum(s, inv) / f32(sp.cols);
-  var q = 0.0;
-  for (var i = inv.lid; i < sp.cols; i += WG) {
-    let d = stats_x[base + i] - mean;
-    q += d * d;
-  }
-  let variance = wg_sum(q, inv) / f32(sp.cols);
+  var w = Welford(0.0, 0.0, 0.0);
+  for (var i = inv.lid; i < sp.cols; i += WG) { w = welford_add(w, stats_x[base + i]); }
+  let mv = wg_mean_var(w, f32(sp.cols), inv);
+  let mean = mv.x;
+  let variance = mv.y;
   if (inv.lid == 0u) {
     stats_out[2u * (sp.first + row)] = mean;
     stats_out[2u * (sp.first + row) + 1u] = inverseSqrt(variance + sp.eps);

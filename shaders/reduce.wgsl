@@ -3,7 +3,7 @@
 //   partial_sum writes one partial per workgroup (a contiguous chunk of the tensor) into slots
 //   [slot0, slot0 + groups) of a partials buffer, so several tensors can fill disjoint slot
 //   ranges of one buffer; final_sum then reduces a range of slots into one output element.
-// - row_reduce: sum or (ROW_MAX) max over the last dim, one workgroup per row.
+// - row_reduce: sum or (ROW_MAX) max over the last dim, one small workgroup per row.
 // - col_sum: sum over rows for every column.
 // The workgroup reduction (subgroup path and plain tree) is in shaders/lib/reduction.wgsl.
 
@@ -46,28 +46,32 @@ fn final_sum(inv: Invocation) {
 
 struct RowParams { rows: u32, cols: u32, groups_x: u32 }
 @group(0) @binding(0) var<uniform> rp: RowParams;
+// row_reduce's x as row data (f32 or vec4f, bound to the same tensor as x would be).
+@group(0) @binding(3) var<storage, read> rows_in: array<V>;
 override ROW_MAX: bool = false;
 
-// out[row] = sum (or ROW_MAX: max) of x[row, :]. One workgroup per row.
+// out[row] = sum (or ROW_MAX: max) of rows_in[row, :]. One small workgroup per row (host:
+// rowLaunch).
 @compute @workgroup_size(WG)
 fn row_reduce(inv: Invocation, @builtin(workgroup_id) wg: vec3u) {
   let row = row_of(wg, rp.groups_x);
   if (row >= rp.rows) { return; }
-  let base = row * rp.cols;
-  var acc = select(0.0, NEG_MAX, ROW_MAX);
-  for (var i = inv.lid; i < rp.cols; i += WG) {
-    let v = x[base + i];
+  let n_v = rp.cols / V_WIDTH;
+  let base = row * n_v;
+  var acc = select(V(0.0), V(NEG_MAX), ROW_MAX);
+  for (var j = inv.lid; j < n_v; j += WG) {
+    let v = rows_in[base + j];
     acc = select(acc + v, max(acc, v), ROW_MAX);
   }
   var total: f32;
-  if (ROW_MAX) { total = wg_max(acc, inv); } else { total = wg_sum(acc, inv); }
+  if (ROW_MAX) { total = wg_max(hmax(acc), inv); } else { total = wg_sum(hsum(acc), inv); }
   if (inv.lid == 0u) { out[row] = total; }
 }
 
 struct ColParams { rows: u32, cols: u32, accumulate: u32 }
 @group(0) @binding(0) var<uniform> cp: ColParams;
 const COLS_PER_GROUP: u32 = 64u;
-const ROW_LANES: u32 = WG / COLS_PER_GROUP;
+override ROW_LANES: u32 = WG / COLS_PER_GROUP;
 
 // out[c] (+)= sum over rows of x[r, c]. A workgroup covers 64 columns with 4 lanes of rows, so
 // adjacent invocations read adjacent addresses.

@@ -1,12 +1,12 @@
 import { ShapeError } from '../errors.js';
 import type { Recorder } from '../gpu/gpu.js';
 import { expectDType, expectShape, numel, type Tensor } from '../gpu/tensor.js';
-import { reductionVariant, rowGrid, rowsAndCols } from './reduce.js';
+import { rowLaunch, rowsAndCols } from './reduce.js';
 
 /** Whisper's LayerNorm epsilon. */
 export const LAYERNORM_EPS = 1e-5;
-/** Rows one workgroup of the parameter-gradient pass covers (ROWS_PER_CHUNK in layernorm.wgsl). */
-const ROWS_PER_CHUNK = 32;
+/** Rows one workgroup of every LayerNorm kernel covers (ROWS in layernorm.wgsl). */
+const LAYERNORM_ROWS = 4;
 
 /** gamma and beta of an affine LayerNorm, each [C] f32. */
 export interface LayerNormAffine {
@@ -33,7 +33,8 @@ function checkRows(what: string, x: Tensor, stats: LayerNormStats, gamma: Tensor
  * LayerNorm over the last dim: y = (x - mean) / sqrt(var + eps) (* gamma + beta).
  * x, y: [..., C] f32 (different buffers); affine: gamma and beta [C], or null for none (the
  * hidden-state loss normalises without them); stats.mean, stats.rstd: [...] f32, written for
- * layerNormBackward. One workgroup per row.
+ * layerNormBackward. One small workgroup per 4 rows (rowLaunch; vec4 access when C is a multiple
+ * of 4), reading x twice (Welford statistics, then the output).
  */
 export function layerNorm(
   rec: Recorder,
@@ -46,17 +47,18 @@ export function layerNorm(
   const { rows, cols } = checkRows(what, x, out, affine?.gamma ?? null, [out.y, affine?.beta]);
   expectShape(out.y, x.shape, what);
   if (affine) expectShape(affine.beta, [cols], what);
-  const grid = rowGrid(rec, rows);
+  const launch = rowLaunch(rec, rows, cols, { rowsPerWorkgroup: LAYERNORM_ROWS, vectorize: true });
   const n = rows * cols;
   rec.dispatch(
-    { shader: 'layernorm', entry: 'layernorm_forward', ...reductionVariant(rec), constants: { AFFINE: affine ? 1 : 0 } },
+    { shader: 'layernorm', entry: 'layernorm_forward', variant: launch.variant, constants: { ...launch.constants, AFFINE: affine ? 1 : 0 } },
     {
       tensors: { x, gamma: affine?.gamma ?? x, beta: affine?.beta ?? x, y: out.y, mean: out.mean, rstd: out.rstd },
-      uniforms: { rows, cols, eps: opts.eps ?? LAYERNORM_EPS, groups_x: grid.groups_x },
+      uniforms: { rows, cols, eps: opts.eps ?? LAYERNORM_EPS, groups_x: launch.groups_x },
       sizes: { x: n, gamma: affine ? cols : 0, beta: affine ? cols : 0, y: n, mean: rows, rstd: rows },
-      workgroups: grid.workgroups,
+      workgroups: launch.workgroups,
       flops: (affine ? 8 : 6) * n,
-      bytes: (4 * n + 2 * rows + (affine ? 2 * cols : 0)) * 4,
+      // x read twice, y written; gamma and beta once per 4 rows.
+      bytes: (3 * n + 2 * rows + (affine ? (2 * n) / LAYERNORM_ROWS : 0)) * 4,
     },
     opts.label,
   );
@@ -64,7 +66,7 @@ export function layerNorm(
 
 /** Shape of the f32 workspace layerNormBackward needs for dgamma/dbeta: [2, chunks, C]. */
 export function layerNormWorkspaceShape(rows: number, cols: number): [number, number, number] {
-  return [2, Math.ceil(rows / ROWS_PER_CHUNK), cols];
+  return [2, Math.ceil(rows / LAYERNORM_ROWS), cols];
 }
 
 /**
@@ -93,16 +95,16 @@ export function layerNormBackward(
   const accumulate = opts.accumulate ? 1 : 0;
   const label = opts.label ? `${opts.label} backward` : 'backward';
   if (grads.dx) {
-    const grid = rowGrid(rec, rows);
+    const launch = rowLaunch(rec, rows, cols, { rowsPerWorkgroup: LAYERNORM_ROWS, vectorize: true });
     rec.dispatch(
-      { shader: 'layernorm', entry: 'layernorm_backward_dx', ...reductionVariant(rec), constants: { AFFINE: gamma ? 1 : 0 } },
+      { shader: 'layernorm', entry: 'layernorm_backward_dx', variant: launch.variant, constants: { ...launch.constants, AFFINE: gamma ? 1 : 0 } },
       {
         tensors: { x, gamma: gamma ?? x, dy, mean_in: stats.mean, rstd_in: stats.rstd, dx: grads.dx },
-        uniforms: { rows, cols, groups_x: grid.groups_x, accumulate },
+        uniforms: { rows, cols, groups_x: launch.groups_x, accumulate },
         sizes: { x: n, gamma: gamma ? cols : 0, dy: n, mean_in: rows, rstd_in: rows, dx: n },
-        workgroups: grid.workgroups,
+        workgroups: launch.workgroups,
         flops: (gamma ? 14 : 12) * n,
-        bytes: ((4 + accumulate) * n + 2 * rows + (gamma ? cols : 0)) * 4,
+        bytes: ((5 + accumulate) * n + 2 * rows + (gamma ? (2 * n) / LAYERNORM_ROWS : 0)) * 4,
       },
       label,
     );
@@ -119,25 +121,27 @@ export function layerNormBackward(
     throw new ShapeError(`${what}: workspace "${workspace.label}" has ${numel(workspace.shape)} elements, needs ${numel(shape)} ([${shape.join(', ')}])`);
   }
   const chunks = shape[1];
+  const launch = rowLaunch(rec, rows, cols, { rowsPerWorkgroup: LAYERNORM_ROWS, vectorize: true });
   rec.dispatch(
-    { shader: 'layernorm', entry: 'layernorm_param_grad_partial' },
+    { shader: 'layernorm', entry: 'layernorm_param_grad_partial', variant: launch.variant, constants: launch.constants },
     {
       tensors: { x, dy, mean_in: stats.mean, rstd_in: stats.rstd, partials: workspace },
-      uniforms: { rows, cols, chunks },
+      uniforms: { rows, cols, groups_x: launch.groups_x, chunks },
       sizes: { x: n, dy: n, mean_in: rows, rstd_in: rows, partials: 2 * chunks * cols },
-      workgroups: [Math.ceil(cols / 64), chunks],
+      workgroups: launch.workgroups,
       flops: 5 * n,
       bytes: (2 * n + 2 * rows + 2 * chunks * cols) * 4,
     },
     label,
   );
   rec.dispatch(
-    { shader: 'layernorm', entry: 'layernorm_param_grad_final' },
+    // No reductions here: only the storage type (V) follows the partial pass.
+    { shader: 'layernorm', entry: 'layernorm_param_grad_final', ...(launch.variant.aliases ? { variant: { aliases: launch.variant.aliases } } : {}) },
     {
       tensors: { partials_in: workspace, dgamma, dbeta },
       uniforms: { cols, chunks, accumulate },
       sizes: { partials_in: 2 * chunks * cols, dgamma: cols, dbeta: cols },
-      workgroups: [Math.ceil(cols / 64)],
+      workgroups: [Math.ceil(cols / (64 * (launch.variant.aliases ? 4 : 1)))],
       flops: 2 * chunks * cols,
       bytes: (2 * chunks * cols + 2 * cols * (1 + accumulate)) * 4,
     },

@@ -1,12 +1,14 @@
 import { ShapeError } from '../errors.js';
 import type { Gpu, Recorder } from '../gpu/gpu.js';
 import { expectDType, expectShape, numel, type DType, type Tensor } from '../gpu/tensor.js';
-import { reductionVariant, rowGrid, rowsAndCols } from './reduce.js';
+import { reductionVariant, rowLaunch, rowsAndCols } from './reduce.js';
 
 /** PyTorch's default ignore index for cross-entropy targets. */
 export const IGNORE_INDEX = -100;
 /** LayerNorm epsilon of the distance matrix's optional normalisation (Whisper's). */
 const DISTANCE_LN_EPS = 1e-5;
+/** Rows one workgroup of mse_rows covers (MSE_ROWS in losses.wgsl). */
+const MSE_ROWS = 4;
 /** Layer pairs one distance_partial workgroup covers (TI x TJ in losses.wgsl). */
 const TILE_I = 4;
 const TILE_J = 8;
@@ -112,7 +114,8 @@ function rowLossDispatch(
     expectDType(g, ['f32'], what);
     expectShape(g, x.shape, what);
   }
-  const grid = rowGrid(rec, rows);
+  // mse_rows covers MSE_ROWS rows per workgroup, the other row entries one.
+  const launch = rowLaunch(rec, rows, cols, { rowsPerWorkgroup: entry === 'mse_rows' ? MSE_ROWS : 1 });
   const n = rows * cols;
   const bound: Record<string, Tensor> = {};
   for (const [name, t] of Object.entries(tensors)) if (t) bound[name] = t;
@@ -120,8 +123,8 @@ function rowLossDispatch(
     {
       shader: 'losses',
       entry,
-      ...reductionVariant(rec),
-      constants: { HAS_MASK: mask ? 1 : 0, WRITE_GRAD: grads.grad ? 1 : 0, ...(entry === 'mse_rows' ? { WRITE_GRAD_B: grads.gradB ? 1 : 0 } : {}) },
+      variant: launch.variant,
+      constants: { ...launch.constants, HAS_MASK: mask ? 1 : 0, WRITE_GRAD: grads.grad ? 1 : 0, ...(entry === 'mse_rows' ? { WRITE_GRAD_B: grads.gradB ? 1 : 0 } : {}) },
     },
     {
       tensors: {
@@ -134,7 +137,7 @@ function rowLossDispatch(
       uniforms: {
         rows,
         cols,
-        groups_x: grid.groups_x,
+        groups_x: launch.groups_x,
         ignore_index: mask?.ignoreIndex ?? IGNORE_INDEX,
         grad_scale: opts.gradScale ?? 1,
         accumulate: opts.accumulate ? 1 : 0,
@@ -146,7 +149,7 @@ function rowLossDispatch(
         row_loss: rows,
         grad: grads.grad ? n : 0,
       },
-      workgroups: grid.workgroups,
+      workgroups: launch.workgroups,
       flops: work.flops,
       // Each workgroup also counts the valid rows; those reads of the small mask hit the cache.
       bytes: work.bytes,
@@ -349,16 +352,16 @@ export function distanceMatrix(
       [student, ls, 0],
       [teacher, lt, ls * rows],
     ] as const) {
-      const grid = rowGrid(rec, layers * rows);
+      const launch = rowLaunch(rec, layers * rows, cols);
       rec.dispatch(
-        { shader: 'losses', entry: 'row_stats', ...reductionVariant(rec) },
+        { shader: 'losses', entry: 'row_stats', variant: launch.variant, constants: launch.constants },
         {
           tensors: { stats_x: x, stats_out: stats },
-          uniforms: { count: layers * rows, cols, groups_x: grid.groups_x, first, eps: DISTANCE_LN_EPS },
+          uniforms: { count: layers * rows, cols, groups_x: launch.groups_x, first, eps: DISTANCE_LN_EPS },
           sizes: { stats_x: layers * rows * cols, stats_out: 2 * (first + layers * rows) },
-          workgroups: grid.workgroups,
+          workgroups: launch.workgroups,
           flops: 4 * layers * rows * cols,
-          bytes: 4 * (2 * layers * rows * cols + 2 * layers * rows),
+          bytes: 4 * (layers * rows * cols + 2 * layers * rows),
         },
         opts.label ? `${opts.label} row stats` : 'row stats',
       );

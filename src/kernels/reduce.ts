@@ -1,10 +1,14 @@
 import { ShapeError } from '../errors.js';
-import type { Recorder } from '../gpu/gpu.js';
+import type { Gpu, Recorder } from '../gpu/gpu.js';
 import type { ShaderVariant } from '../gpu/kernel.js';
 import { expectDType, expectShape, numel, type Tensor } from '../gpu/tensor.js';
 
-/** Invocations per workgroup of every reduction kernel (reduce, layernorm, softmax). */
+/** Invocations per workgroup of the whole-tensor reductions (partial_sum, final_sum, col_sum). */
 export const REDUCE_WORKGROUP = 256;
+/** Row workgroup size where the adapter does not report its subgroup sizes. */
+const DEFAULT_ROW_LANES = 32;
+/** Largest row workgroup; a smaller workgroup than the subgroup still lies within one subgroup. */
+const MAX_ROW_LANES = 64;
 /** Most partial sums one tensor contributes; bounds the final pass and keeps big tensors parallel. */
 const MAX_PARTIALS_PER_TENSOR = 1024;
 /** Elements each invocation of partial_sum adds at least, so small tensors use few workgroups. */
@@ -13,6 +17,57 @@ const MIN_ELEMENTS_PER_INVOCATION = 4;
 /** The subgroup variant of a reduction shader where the device has subgroups, else the plain one. */
 export function reductionVariant(rec: Recorder): { variant?: ShaderVariant } {
   return rec.gpu.features.subgroups ? { variant: { enable: ['subgroups'] } } : {};
+}
+
+/** How the row kernels run on a device: invocations per workgroup, and whether that is one subgroup. */
+export interface RowLanes {
+  lanes: number;
+  oneSubgroup: boolean;
+}
+
+const rowLanesByGpu = new WeakMap<Gpu, RowLanes>();
+
+/**
+ * Invocations per workgroup of the row kernels (layer norm, softmax, the row losses, rowSum and
+ * rowMax): the adapter's smallest subgroup size, at most 64 (lavapipe: 8, one SIMD vector; GPUs:
+ * a warp or wave per row). With subgroups such a workgroup is one subgroup, so a row reduction is
+ * a single subgroup operation without workgroup memory or barriers; on lavapipe this made layer
+ * norm ~25x faster than 256-invocation workgroups (bench/lab/rows/RESULTS.md). Without reported
+ * subgroup sizes the row kernels use 32 invocations and the multi-subgroup reduction.
+ */
+export function rowLanes(gpu: Gpu): RowLanes {
+  let lanes = rowLanesByGpu.get(gpu);
+  if (!lanes) {
+    const minSize = gpu.subgroupMinSize;
+    // Subgroup sizes are powers of two; the plain tree needs one too.
+    const size = minSize !== undefined ? 2 ** Math.floor(Math.log2(Math.min(minSize, MAX_ROW_LANES))) : DEFAULT_ROW_LANES;
+    lanes = { lanes: size, oneSubgroup: minSize !== undefined && gpu.features.subgroups };
+    rowLanesByGpu.set(gpu, lanes);
+  }
+  return lanes;
+}
+
+/** What a row-kernel dispatch needs besides its bindings; spread into the KernelSpec and args. */
+export interface RowLaunch {
+  variant: ShaderVariant;
+  constants: Record<string, number>;
+  workgroups: [number, number];
+  groups_x: number;
+}
+
+/**
+ * Launch of a row kernel over `rows` rows of `cols` columns, `rowsPerWorkgroup` rows per
+ * workgroup: rowLanes invocations, the subgroup variant where available, and for shaders written
+ * over `alias V` (vectorize) vec4f storage when rows are a multiple of 4 columns.
+ */
+export function rowLaunch(rec: Recorder, rows: number, cols: number, opts: { rowsPerWorkgroup?: number; vectorize?: boolean } = {}): RowLaunch {
+  const { lanes, oneSubgroup } = rowLanes(rec.gpu);
+  const grid = rowGrid(rec, Math.ceil(rows / (opts.rowsPerWorkgroup ?? 1)));
+  const variant: ShaderVariant = {
+    ...(rec.gpu.features.subgroups ? { enable: ['subgroups'] } : {}),
+    ...(opts.vectorize && cols % 4 === 0 ? { aliases: { V: 'vec4f' } } : {}),
+  };
+  return { variant, constants: { WG: lanes, WG_IS_SUBGROUP: oneSubgroup ? 1 : 0 }, ...grid };
 }
 
 /** An x/y grid of one workgroup per row that stays within the per-dimension limit. */
@@ -114,14 +169,14 @@ function rowReduce(rec: Recorder, what: string, x: Tensor, out: Tensor, max: boo
   expectDType(x, ['f32'], what);
   expectDType(out, ['f32'], what);
   expectShape(out, x.shape.slice(0, -1), what);
-  const grid = rowGrid(rec, rows);
+  const launch = rowLaunch(rec, rows, cols, { vectorize: true });
   rec.dispatch(
-    { shader: 'reduce', entry: 'row_reduce', ...reductionVariant(rec), constants: { ROW_MAX: max ? 1 : 0 } },
+    { shader: 'reduce', entry: 'row_reduce', variant: launch.variant, constants: { ...launch.constants, ROW_MAX: max ? 1 : 0 } },
     {
-      tensors: { x, out },
-      uniforms: { rows, cols, groups_x: grid.groups_x },
-      sizes: { x: rows * cols, out: rows },
-      workgroups: grid.workgroups,
+      tensors: { rows_in: x, out },
+      uniforms: { rows, cols, groups_x: launch.groups_x },
+      sizes: { rows_in: rows * cols, out: rows },
+      workgroups: launch.workgroups,
       flops: rows * cols,
       bytes: (rows * cols + rows) * 4,
     },
