@@ -9,8 +9,13 @@ import { attentionRef, attentionVisible, toHeadMajor, toTokenMajor, type Attenti
 import { tfCpu } from '../ref/tf.js';
 
 // Default limits: the tiles must fit the 16 KiB / 256-invocation budget every device guarantees.
-const gpu = useGpu({ limits: 'webgpu-defaults' });
-// f32 dot products over D <= 80 terms, exp/log and a running-max rescale: a few ulps of values
+// Both variants: subgroup operations where the device has them, and the workgroup-memory one.
+const paths = [
+  { name: 'subgroups', gpu: useGpu({ limits: 'webgpu-defaults' }), subgroups: true },
+  { name: 'plain', gpu: useGpu({ limits: 'webgpu-defaults', disable: { subgroups: true } }), subgroups: false },
+];
+const gpu = paths[1]!.gpu;
+// f32 dot products over D <= 77 terms, exp/log and a running-max rescale: a few ulps of values
 // of size ~1 (measured: out <= 1.4e-7, lse <= 8.2e-7 on lavapipe), so 5e-6 leaves margin for
 // other GPUs' exp/log yet catches any masking, indexing or normalisation slip (>= 1e-2).
 const tol = { atol: 5e-6, rtol: 1e-5 };
@@ -82,39 +87,6 @@ function expectLse(actual: Float32Array, expected: Float64Array, what: string): 
   expectClose(finite(actual), finite(expected), tol, what);
 }
 
-describe('attention forward vs float64 reference', () => {
-  const cases: Case[] = [
-    { name: 'Lq=7 Lk=13 D=64', B: 2, H: 3, Lq: 7, Lk: 13, D: 64 },
-    { name: 'Lq=37 Lk=70 D=24, key padding', B: 2, H: 2, Lq: 37, Lk: 70, D: 24, mask: { keyLengths: [70, 29] } },
-    { name: 'causal self-attention L=37 D=64', B: 1, H: 2, Lq: 37, Lk: 37, D: 64, mask: { causal: true } },
-    { name: 'causal with cached keys Lq=5 Lk=21 and padding', B: 2, H: 1, Lq: 5, Lk: 21, D: 32, mask: { causal: true, keyLengths: [21, 19] } },
-    { name: 'fully masked rows: klen=0 and causal Lq > Lk', B: 2, H: 2, Lq: 9, Lk: 5, D: 64, mask: { causal: true, keyLengths: [0, 5] } },
-    { name: 'cross-attention Lq=5 Lk=300, token-major, Whisper-style scale', B: 1, H: 2, Lq: 5, Lk: 300, D: 64, scale: 0.3, tokenQ: true, tokenKV: true },
-    { name: 'D=80 (8-row tiles), token-major q/out, head-major k/v', B: 1, H: 3, Lq: 19, Lk: 27, D: 80, tokenQ: true },
-    { name: 'odd D=3, one query', B: 1, H: 1, Lq: 1, Lk: 10, D: 3 },
-  ];
-  cases.forEach((c, n) => {
-    it(c.name, async () => {
-      const g = gpu();
-      const x = inputs(c, 100 + 10 * n);
-      const got = await runGpu(g, c, x);
-      const ref = attentionRef(x.q, x.k, x.v, c, x.scale, c.mask);
-      expectClose(got.out, ref.out, tol, `${c.name}: out (max err ${maxAbsDiff(got.out, ref.out).toExponential(1)})`);
-      expectLse(got.lse, ref.lse, `${c.name}: lse`);
-    });
-  });
-
-  it('large scores (scale 8): the online softmax rescales without overflow', async () => {
-    const c: Case = { name: 'large', B: 1, H: 1, Lq: 11, Lk: 50, D: 16, scale: 8 };
-    const x = inputs(c, 7);
-    const got = await runGpu(gpu(), c, x);
-    const ref = attentionRef(x.q, x.k, x.v, c, x.scale);
-    // Scores reach ~50, so lse is ~50 and f32 rounding of s - lse costs ~50 * 2^-24 relative.
-    expectClose(got.out, ref.out, { atol: 2e-5, rtol: 1e-4 }, 'out');
-    expectClose(got.lse, ref.lse, { atol: 1e-5, rtol: 1e-6 }, 'lse');
-  });
-});
-
 /** Scalar loss sum(gy * attention(q, k, v)) in float64. */
 function lossRef(c: Case, scale: number, gy: Float32Array) {
   return (q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>) => attentionRef(q, k, v, c, scale, c.mask).out.reduce((s, o, i) => s + o * gy[i]!, 0);
@@ -138,53 +110,95 @@ async function tfGrads(c: Case, x: ReturnType<typeof inputs>, gy: Float32Array) 
   return Promise.all(grads.map((t) => t.data() as Promise<Float32Array>));
 }
 
-describe('attention backward', () => {
-  const fdCases: Case[] = [
-    { name: 'Lq=5 Lk=7 D=6', B: 1, H: 2, Lq: 5, Lk: 7, D: 6 },
-    { name: 'causal + key padding + a fully masked batch', B: 2, H: 1, Lq: 6, Lk: 9, D: 5, mask: { causal: true, keyLengths: [7, 0] } },
-    { name: 'token-major, Lq > Lk causal (masked rows)', B: 1, H: 2, Lq: 7, Lk: 4, D: 4, mask: { causal: true }, tokenQ: true, tokenKV: true },
-  ];
-  fdCases.forEach((c, n) => {
-    it(`${c.name}: vs finite differences`, async () => {
-      const x = inputs(c, 200 + 10 * n);
-      const gy = randomArray(c.B * c.H * c.Lq * c.D, 201 + 10 * n);
-      const got = await runGpu(gpu(), c, x, gy);
-      const loss = lossRef(c, x.scale, gy);
-      // Central differences with eps 1e-3 on a smooth function: truncation error ~eps^2 * f''' ~ 1e-6
-      // (measured max difference 1e-7).
-      const fdTol = { atol: 1e-5, rtol: 1e-4 };
-      expectClose(got.dq!, finiteDifference((t) => loss(t, x.k, x.v), x.q), fdTol, 'dQ vs finite differences');
-      expectClose(got.dk!, finiteDifference((t) => loss(x.q, t, x.v), x.k), fdTol, 'dK vs finite differences');
-      expectClose(got.dv!, finiteDifference((t) => loss(x.q, x.k, t), x.v), fdTol, 'dV vs finite differences');
+for (const path of paths) {
+  const ready = (skip: () => void): Gpu => {
+    const g = path.gpu();
+    if (path.subgroups && !g.features.subgroups) skip();
+    expect(g.features.subgroups).toBe(path.subgroups);
+    return g;
+  };
+
+  // The cases share six (head dim, CAUSAL, HAS_KLEN) specialisations per variant -- 64, 77 (odd,
+  // not a multiple of the 8 lanes), 3 and 128, with and without masks -- because each one is a
+  // pipeline that lavapipe compiles for seconds on a machine without a shader cache.
+  describe(`attention forward vs float64 reference (${path.name})`, () => {
+    const cases: Case[] = [
+      { name: 'Lq=7 Lk=13 D=64', B: 2, H: 3, Lq: 7, Lk: 13, D: 64 },
+      { name: 'Lq=37 Lk=70 odd D=77, key padding', B: 2, H: 2, Lq: 37, Lk: 70, D: 77, mask: { keyLengths: [70, 29] } },
+      { name: 'causal self-attention L=37 D=64', B: 1, H: 2, Lq: 37, Lk: 37, D: 64, mask: { causal: true, keyLengths: [37] } },
+      { name: 'causal with cached keys Lq=5 Lk=21 and padding', B: 2, H: 1, Lq: 5, Lk: 21, D: 64, mask: { causal: true, keyLengths: [21, 19] } },
+      { name: 'fully masked rows: klen=0 and causal Lq > Lk', B: 2, H: 2, Lq: 9, Lk: 5, D: 64, mask: { causal: true, keyLengths: [0, 5] } },
+      { name: 'cross-attention Lq=5 Lk=300, token-major, Whisper-style scale', B: 1, H: 2, Lq: 5, Lk: 300, D: 64, scale: 0.3, tokenQ: true, tokenKV: true },
+      { name: 'D=77, token-major q/out, head-major k/v', B: 1, H: 3, Lq: 19, Lk: 27, D: 77, tokenQ: true, mask: { keyLengths: [27] } },
+      { name: 'odd D=3, one query', B: 1, H: 1, Lq: 1, Lk: 10, D: 3 },
+    ];
+    cases.forEach((c, n) => {
+      it(c.name, async ({ skip }) => {
+        const g = ready(skip);
+        const x = inputs(c, 100 + 10 * n);
+        const got = await runGpu(g, c, x);
+        const ref = attentionRef(x.q, x.k, x.v, c, x.scale, c.mask);
+        expectClose(got.out, ref.out, tol, `${c.name}: out (max err ${maxAbsDiff(got.out, ref.out).toExponential(1)})`);
+        expectLse(got.lse, ref.lse, `${c.name}: lse`);
+      });
+    });
+
+    it('large scores (scale 8): the online softmax rescales without overflow', async ({ skip }) => {
+      const c: Case = { name: 'large', B: 1, H: 1, Lq: 11, Lk: 50, D: 64, scale: 8 };
+      const x = inputs(c, 7);
+      const got = await runGpu(ready(skip), c, x);
+      const ref = attentionRef(x.q, x.k, x.v, c, x.scale);
+      // Scores reach ~50, so lse is ~50 and f32 rounding of s - lse costs ~50 * 2^-24 relative.
+      expectClose(got.out, ref.out, { atol: 2e-5, rtol: 1e-4 }, 'out');
+      expectClose(got.lse, ref.lse, { atol: 1e-5, rtol: 1e-6 }, 'lse');
     });
   });
 
-  // TF.js masks by adding -1e9, which turns a fully masked row into a uniform softmax rather than
-  // zeros, so these cases keep at least one visible key per row (the cases above cover the rest).
-  const tfCases: Case[] = [
-    { name: 'Lq=7 Lk=13 D=64, key padding', B: 2, H: 2, Lq: 7, Lk: 13, D: 64, mask: { keyLengths: [13, 6] } },
-    { name: 'causal L=37 D=24', B: 1, H: 2, Lq: 37, Lk: 37, D: 24, mask: { causal: true } },
-    { name: 'cross-attention Lq=9 Lk=300 token-major', B: 1, H: 2, Lq: 9, Lk: 300, D: 64, tokenQ: true, tokenKV: true },
-    { name: 'D=80 (8-row tiles)', B: 1, H: 1, Lq: 21, Lk: 18, D: 80, mask: { keyLengths: [15] } },
-    // The largest head dims of each tile size: their workgroup memory is closest to 16 KiB.
-    { name: 'D=77 (largest with 16-row tiles)', B: 1, H: 1, Lq: 9, Lk: 17, D: 77, mask: { causal: true } },
-    { name: 'D=121 (largest supported)', B: 1, H: 1, Lq: 4, Lk: 10, D: 121 },
-  ];
-  tfCases.forEach((c, n) => {
-    it(`${c.name}: vs TF.js autodiff`, async () => {
-      const x = inputs(c, 300 + 10 * n);
-      const gy = randomArray(c.B * c.H * c.Lq * c.D, 301 + 10 * n);
-      const got = await runGpu(gpu(), c, x, gy);
-      const [tq, tk, tv] = await tfGrads(c, x, gy);
-      // Both sides are f32 and sum up to Lk (or Lq) products in different orders (measured max
-      // difference 4.8e-7).
-      const gradTol = { atol: 1e-5, rtol: 1e-4 };
-      expectClose(got.dq!, tq!, gradTol, `dQ vs TF.js (max err ${maxAbsDiff(got.dq!, tq!).toExponential(1)})`);
-      expectClose(got.dk!, tk!, gradTol, `dK vs TF.js (max err ${maxAbsDiff(got.dk!, tk!).toExponential(1)})`);
-      expectClose(got.dv!, tv!, gradTol, `dV vs TF.js (max err ${maxAbsDiff(got.dv!, tv!).toExponential(1)})`);
+  describe(`attention backward (${path.name})`, () => {
+    const fdCases: Case[] = [
+      { name: 'Lq=5 Lk=7 D=3', B: 1, H: 2, Lq: 5, Lk: 7, D: 3 },
+      { name: 'causal + key padding + a fully masked batch', B: 2, H: 1, Lq: 6, Lk: 9, D: 3, mask: { causal: true, keyLengths: [7, 0] } },
+      { name: 'token-major, Lq > Lk causal (masked rows)', B: 1, H: 2, Lq: 7, Lk: 4, D: 3, mask: { causal: true, keyLengths: [4] }, tokenQ: true, tokenKV: true },
+    ];
+    fdCases.forEach((c, n) => {
+      it(`${c.name}: vs finite differences`, async ({ skip }) => {
+        const x = inputs(c, 200 + 10 * n);
+        const gy = randomArray(c.B * c.H * c.Lq * c.D, 201 + 10 * n);
+        const got = await runGpu(ready(skip), c, x, gy);
+        const loss = lossRef(c, x.scale, gy);
+        // Central differences with eps 1e-3 on a smooth function: truncation error ~eps^2 * f''' ~ 1e-6
+        // (measured max difference 1e-7).
+        const fdTol = { atol: 1e-5, rtol: 1e-4 };
+        expectClose(got.dq!, finiteDifference((t) => loss(t, x.k, x.v), x.q), fdTol, 'dQ vs finite differences');
+        expectClose(got.dk!, finiteDifference((t) => loss(x.q, t, x.v), x.k), fdTol, 'dK vs finite differences');
+        expectClose(got.dv!, finiteDifference((t) => loss(x.q, x.k, t), x.v), fdTol, 'dV vs finite differences');
+      });
+    });
+
+    // TF.js masks by adding -1e9, which turns a fully masked row into a uniform softmax rather than
+    // zeros, so these cases keep at least one visible key per row (the cases above cover the rest).
+    const tfCases: Case[] = [
+      { name: 'Lq=7 Lk=13 D=64, causal with cached keys and key padding', B: 2, H: 2, Lq: 7, Lk: 13, D: 64, mask: { causal: true, keyLengths: [13, 6] } },
+      { name: 'L=37 odd D=77, key padding', B: 1, H: 2, Lq: 37, Lk: 37, D: 77, mask: { keyLengths: [30] } },
+      { name: 'cross-attention Lq=9 Lk=300 token-major', B: 1, H: 2, Lq: 9, Lk: 300, D: 64, tokenQ: true, tokenKV: true },
+      { name: 'D=128 (largest supported)', B: 1, H: 1, Lq: 4, Lk: 10, D: 128 },
+    ];
+    tfCases.forEach((c, n) => {
+      it(`${c.name}: vs TF.js autodiff`, async ({ skip }) => {
+        const x = inputs(c, 300 + 10 * n);
+        const gy = randomArray(c.B * c.H * c.Lq * c.D, 301 + 10 * n);
+        const got = await runGpu(ready(skip), c, x, gy);
+        const [tq, tk, tv] = await tfGrads(c, x, gy);
+        // Both sides are f32 and sum up to Lk (or Lq) products in different orders (measured max
+        // difference 4.8e-7).
+        const gradTol = { atol: 1e-5, rtol: 1e-4 };
+        expectClose(got.dq!, tq!, gradTol, `dQ vs TF.js (max err ${maxAbsDiff(got.dq!, tq!).toExponential(1)})`);
+        expectClose(got.dk!, tk!, gradTol, `dK vs TF.js (max err ${maxAbsDiff(got.dk!, tk!).toExponential(1)})`);
+        expectClose(got.dv!, tv!, gradTol, `dV vs TF.js (max err ${maxAbsDiff(got.dv!, tv!).toExponential(1)})`);
+      });
     });
   });
-});
+}
 
 describe('attention argument checks', () => {
   it('names the tensor whose shape is wrong', () => {
@@ -209,8 +223,8 @@ describe('attention argument checks', () => {
     const lse = t([2, 1, 3], 'lse');
     expect(() => attention(rec, q, q, q, t([2, 1, 3, 8], 'o'), lse, { keyLengths: g.empty([2], 'f32', 'klen') })).toThrow(/"klen" has dtype f32, expected u32/);
     expect(() => attention(rec, q, q, q, t([2, 1, 3, 8], 'o'), lse, { keyLengths: g.empty([3], 'u32', 'klen') })).toThrow(/"klen" has shape \[3\], expected \[2\]/);
-    const wide = t([1, 1, 2, 122], 'wide q');
-    expect(() => attention(rec, wide, wide, wide, t([1, 1, 2, 122], 'o'), t([1, 1, 2], 'l'))).toThrow(/head dim 122 needs more than 16384 bytes/);
+    const wide = t([1, 1, 2, 129], 'wide q');
+    expect(() => attention(rec, wide, wide, wide, t([1, 1, 2, 129], 'o'), t([1, 1, 2], 'l'))).toThrow(/head dim 129 of "wide q" is above the 128 supported/);
     const grads = { q: t([2, 1, 3, 8], 'dq'), k: t([2, 1, 3, 8], 'dk'), v: t([2, 1, 3, 8], 'dv') };
     expect(() => attentionBackward(rec, q, q, q, t([2, 1, 3, 8], 'o'), lse, t([2, 1, 4, 8], 'dOut'), grads)).toThrow(/"dOut" has shape/);
     const narrow = t([1, 1, 3, 1], 'narrow');

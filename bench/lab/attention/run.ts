@@ -7,11 +7,14 @@
 // fwd=N: entry attention_fwd, N query rows per workgroup; bwd: the backward's entry points
 // attention_bwd_<entry> in dispatch order, each with the rows it owns per workgroup (keys for
 // entries named dkdv*, queries otherwise). Either may be absent. Grids are [ceil(L / rows), H, B].
+// A file with `// #if subgroups` blocks (as shaders/attention.wgsl has) and `variants=plain,subgroups`
+// is timed in both variants, the subgroup one as vNsg, which takes sg_fwd=/sg_bwd= when given.
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type * as tfTypes from '@tensorflow/tfjs-core';
 import { Gpu, type Recorder } from '../../../src/gpu/gpu.js';
+import type { ShaderVariant } from '../../../src/gpu/kernel.js';
 import { Profiler } from '../../../src/gpu/profiler.js';
 import type { Tensor } from '../../../src/gpu/tensor.js';
 import { shaderSources } from '../../../src/shaders.gen.js';
@@ -52,24 +55,38 @@ interface Entry {
   rows: number;
 }
 interface Version extends LabVersion {
+  /** Registered shader name: lab-attention-<file name>. */
+  shader: string;
+  variant?: ShaderVariant;
   fwd: Entry | null;
   bwd: Entry[] | null;
 }
 
 const dir = dirname(fileURLToPath(import.meta.url));
-const versions: Version[] = loadVersions(dir, [], args.only).map((v) => ({
-  ...v,
-  fwd: v.params.fwd ? { entry: 'attention_fwd', rows: Number(v.params.fwd) } : null,
-  bwd: v.params.bwd
-    ? v.params.bwd.split(',').map((e) => {
-        const [name, rows] = e.split('/') as [string, string];
-        return { entry: `attention_bwd_${name}`, rows: Number(rows) };
-      })
-    : null,
-}));
+const files = loadVersions(dir, [], args.only);
+const versions: Version[] = files.flatMap((v) => {
+  const entries = (prefix: string): Pick<Version, 'fwd' | 'bwd'> => {
+    const fwd = v.params[`${prefix}fwd`] ?? v.params.fwd;
+    const bwd = v.params[`${prefix}bwd`] ?? v.params.bwd;
+    return {
+      fwd: fwd ? { entry: 'attention_fwd', rows: Number(fwd) } : null,
+      bwd: bwd
+        ? bwd.split(',').map((e) => {
+            const [name, rows] = e.split('/') as [string, string];
+            return { entry: `attention_bwd_${name}`, rows: Number(rows) };
+          })
+        : null,
+    };
+  };
+  const shader = `lab-attention-${v.name}`;
+  const variants = v.params.variants?.split(',') ?? ['plain'];
+  return variants.map((variant) =>
+    variant === 'subgroups' ? { ...v, name: `${v.name}sg`, shader, variant: { enable: ['subgroups'] }, ...entries('sg_') } : { ...v, shader, ...entries('') },
+  );
+});
 // Lab versions are compiled through the engine's kernel cache (bindings reflected from the WGSL,
 // as for shaders/) under the name lab-attention-vN.
-for (const v of versions) (shaderSources as Record<string, string>)[`lab-attention-${v.name}`] = v.source;
+for (const v of files) (shaderSources as Record<string, string>)[`lab-attention-${v.name}`] = v.source;
 
 const gpu = await Gpu.create({ limits: 'webgpu-defaults' });
 
@@ -105,7 +122,7 @@ interface Operands {
 
 /** Record one entry point of a version over a problem; tensors are bound by WGSL name. */
 function dispatch(rec: Recorder, v: Version, e: Entry, s: AttentionShape, mask: AttentionMask, u: Record<string, number>, t: Operands): void {
-  const spec = { shader: `lab-attention-${v.name}`, entry: e.entry, constants: { HEAD_DIM: s.D, CAUSAL: +!!mask.causal, HAS_KLEN: +!!mask.keyLengths } };
+  const spec = { shader: v.shader, entry: e.entry, constants: { HEAD_DIM: s.D, CAUSAL: +!!mask.causal, HAS_KLEN: +!!mask.keyLengths }, ...(v.variant ? { variant: v.variant } : {}) };
   const kernel = gpu.kernels.get(spec);
   // The (lse, delta) scratch lives in dq: `stats` and `saved_*` are the same tensors seen read-only.
   const byName: Record<string, Tensor> = { ...t, stats: t.dq, saved_out: t.out, saved_lse: t.lse };
