@@ -6,7 +6,7 @@
 // Key j is masked for query i when j >= klen[b] (HAS_KLEN) or, with CAUSAL, when
 // j > i + causal_offset. Fully masked rows give out = 0 and lse = NEG_MAX (standing for
 // log 0 = -inf: WGSL may assume no infinities exist). The Lq x Lk score matrix never reaches
-// global memory: the forward streams key blocks with an online softmax, the backward recomputes
+// global memory: the forward streams key tiles with an online softmax, the backward recomputes
 // P = exp(S - lse) from the saved lse.
 //
 // Every tensor is addressed through (batch, head, row) element strides with the head dimension
@@ -14,24 +14,20 @@
 // projections produce) without transposes. Gradients share their input's strides (dq: q's,
 // dk: k's, dv: v's, d_out: out's). f32 throughout.
 //
-// Work split (measured in bench/lab/attention, RESULTS.md there): a workgroup is LANES = 8
-// invocations that own a few rows (queries in the forward and in dQ, keys in dK/dV) of one
-// (batch, head) and stream the other side's rows in steps of LANES * COLS. Each step is two
-// register-blocked products read straight from global memory: scores (owned rows x the streamed
-// rows lane, lane + 8, ... of each lane) over the head dims, then the accumulation (owned rows x
-// the head dims lane, lane + 8, ... of each lane) over the streamed rows. In between, every score
-// must reach every lane. With subgroups (the 8 lanes must be one subgroup: the host requires a
-// minimum subgroup size of 8) subgroupShuffle hands them over in registers, and each load of the
-// owned rows fetches 8 of them at once for shuffles to share; without, every lane reads every
-// owned row, and scores go through workgroup memory with barriers. On lavapipe, where a
-// workgroup's invocations are SIMD lanes of one CPU thread and every load is gathered lane by
-// lane, that makes the subgroup path about 3x faster. No float atomics: attention_bwd_dkdv is
-// parallel over key blocks, attention_bwd_dq over query blocks.
+// Work split: a workgroup owns ROWS rows (queries in the forward and in dQ, keys in dK/dV) of
+// one (batch, head), LANES = 8 invocations per owned row. It streams tiles of LANES rows of the
+// other side through workgroup memory; invocation (row r, lane c) computes the one score
+// (r, tile row c), and for the products with a tile it owns head dims d = c + LANES * slot.
+// The backward avoids float atomics: attention_bwd_dkdv is parallel over key blocks,
+// attention_bwd_dq over query blocks.
+//
+// This is the plain variant, which every device runs; where subgroups of at least 8 lanes exist
+// the host runs shaders/attention_subgroups.wgsl instead (same bindings and results, about 3x
+// faster on lavapipe: bench/lab/attention/RESULTS.md).
 //
 // Backward order: attention_bwd_prep writes each query row's (lse, delta = dOut . out) into the
-// first two elements of that row of dq, used as scratch (head dim >= 2; the 8-storage-buffer
-// limit leaves no binding for them); attention_bwd_dkdv reads them as `stats`; attention_bwd_dq
-// reads its own rows' pair first, then overwrites them.
+// first two elements of that row of dq, used as scratch (head dim >= 2); attention_bwd_dkdv
+// reads them as `stats`; attention_bwd_dq reads its own rows' pair first, then overwrites them.
 
 struct Params {
   heads: u32,
@@ -48,90 +44,25 @@ struct Params {
 }
 
 override HEAD_DIM: u32 = 64u;
+// Rows a workgroup owns: 16, or 8 where 16 would not fit the backward in 16 KiB (head dim > 77).
+override ROWS: u32 = 16u;
 override CAUSAL: bool = false;
 override HAS_KLEN: bool = false;
 
 const LANES: u32 = 8u;
-// Head dims per lane in the accumulations: SLOTS of at most MAX_SLOTS (head dims <= 128).
+// Register slots per invocation for a row of head dims: ceil(128 / LANES).
 const MAX_SLOTS: u32 = 16u;
-override SLOTS: u32 = (HEAD_DIM + LANES - 1u) / LANES;
 const NEG_MAX: f32 = -0x1.fffffep+127f;  // -3.4028235e38, the most negative f32
 
-// Owned rows per workgroup (*_ROWS) and streamed rows per lane per step (*_COLS), per entry
-// point; the host's copy is in src/kernels/attention.ts. Each lane holds ROWS x COLS scores
-// and ROWS x SLOTS accumulators (twice both in dK/dV).
-// #if subgroups
-const FWD_ROWS: u32 = 16u;
-const FWD_COLS: u32 = 4u;
-const KV_ROWS: u32 = 8u;
-const KV_COLS: u32 = 8u;
-const Q_ROWS: u32 = 16u;
-const Q_COLS: u32 = 4u;
-// Owned rows a lane loads itself: rows lane, lane + 8, ...
-const FWD_LOADS: u32 = FWD_ROWS / LANES;
-const KV_LOADS: u32 = KV_ROWS / LANES;
-const Q_LOADS: u32 = Q_ROWS / LANES;
-
-struct Lane { @builtin(subgroup_invocation_id) id: u32 }
-fn lane_index(lane: Lane) -> u32 { return lane.id; }
-fn own_row(n: u32, lane: u32) -> u32 { return n * LANES + lane; }
-
-// Values are exchanged in registers: nothing to wait for.
-fn sync_lanes() {}
-
-// x[r] becomes its maximum (sum) over the lanes, in every lane, for every forward row r.
-fn lanes_max(x: ptr<function, array<f32, FWD_ROWS>>, lane: u32) {
-  for (var r = 0u; r < FWD_ROWS; r++) { (*x)[r] = subgroupMax((*x)[r]); }
-}
-fn lanes_sum(x: ptr<function, array<f32, FWD_ROWS>>, lane: u32) {
-  for (var r = 0u; r < FWD_ROWS; r++) { (*x)[r] = subgroupAdd((*x)[r]); }
-}
-// #else
-const FWD_ROWS: u32 = 16u;
-const FWD_COLS: u32 = 8u;
-const KV_ROWS: u32 = 8u;
-const KV_COLS: u32 = 8u;
-const Q_ROWS: u32 = 8u;
-const Q_COLS: u32 = 8u;
-// Every lane loads every owned row.
-const FWD_LOADS: u32 = FWD_ROWS;
-const KV_LOADS: u32 = KV_ROWS;
-const Q_LOADS: u32 = Q_ROWS;
-
-struct Lane { @builtin(local_invocation_index) id: u32 }
-// The lane through countOneBits, which LLVM cannot rematerialise: lavapipe derives the local
-// index with integer divisions, and after each barrier LLVM would redo those at every use.
-fn lane_index(lane: Lane) -> u32 { return countOneBits((1u << lane.id) - 1u); }
-fn own_row(n: u32, lane: u32) -> u32 { return n; }
-
-// Per-lane parts of row maxima and sums (forward), and each step's scores for the accumulation
-// lanes: P (forward, dK/dV) or dS (dQ) in `tile`, dS in `tile_ds` (dK/dV), [owned row][streamed].
-var<workgroup> lane_part: array<f32, FWD_ROWS * LANES>;
-var<workgroup> tile: array<f32, FWD_ROWS * FWD_COLS * LANES>;
-var<workgroup> tile_ds: array<f32, KV_ROWS * KV_COLS * LANES>;
-
-// Workgroup memory written before is visible to all lanes after.
-fn sync_lanes() { workgroupBarrier(); }
-
-fn lanes_max(x: ptr<function, array<f32, FWD_ROWS>>, lane: u32) {
-  for (var r = 0u; r < FWD_ROWS; r++) { lane_part[r * LANES + lane] = (*x)[r]; }
-  workgroupBarrier();
-  for (var r = 0u; r < FWD_ROWS; r++) {
-    for (var n = 0u; n < LANES; n++) { (*x)[r] = max((*x)[r], lane_part[r * LANES + n]); }
-  }
-  workgroupBarrier();  // lane_part is read before the next call writes it
-}
-fn lanes_sum(x: ptr<function, array<f32, FWD_ROWS>>, lane: u32) {
-  for (var r = 0u; r < FWD_ROWS; r++) { lane_part[r * LANES + lane] = (*x)[r]; }
-  workgroupBarrier();
-  for (var r = 0u; r < FWD_ROWS; r++) {
-    var t = 0.0;
-    for (var n = 0u; n < LANES; n++) { t += lane_part[r * LANES + n]; }
-    (*x)[r] = t;
-  }
-  workgroupBarrier();
-}
-// #endif
+override WG_SIZE: u32 = ROWS * LANES;
+override SLOTS: u32 = (HEAD_DIM + LANES - 1u) / LANES;
+// Odd row pitch in workgroup memory so that the LANES invocations reading LANES different rows
+// at the same head dim hit different banks. The slack lets the last slot of the last row read
+// past HEAD_DIM (those results are never written).
+override PITCH: u32 = HEAD_DIM | 1u;
+override OWN_LEN: u32 = ROWS * PITCH + LANES;
+override TILE_LEN: u32 = LANES * PITCH + LANES;
+override SCORE_LEN: u32 = ROWS * LANES;
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> q: array<f32>;
@@ -149,130 +80,118 @@ fn lanes_sum(x: ptr<function, array<f32, FWD_ROWS>>, lane: u32) {
 @group(0) @binding(12) var<storage, read> saved_out: array<f32>;
 @group(0) @binding(13) var<storage, read> saved_lse: array<f32>;
 
-// Keys of batch b that exist: lk, or klen[b] when shorter.
-fn key_end(b: u32) -> u32 {
-  if (HAS_KLEN) { return min(params.lk, klen[b]); }
-  return params.lk;
-}
+// Owned rows (q or k, then d_out or v), the streamed tile (k or q, then v or d_out), scores.
+var<workgroup> own_a: array<f32, OWN_LEN>;
+var<workgroup> own_b: array<f32, OWN_LEN>;
+var<workgroup> tile_a: array<f32, TILE_LEN>;
+var<workgroup> tile_b: array<f32, TILE_LEN>;
+var<workgroup> score_a: array<f32, SCORE_LEN>;
+var<workgroup> score_b: array<f32, SCORE_LEN>;
+// (lse, delta) of the streamed tile's query rows (dkdv) or of the owned query rows (dq).
+var<workgroup> row_stats: array<vec2f, ROWS>;
+var<workgroup> key_count: u32;
 
-// One past the last key any of the query rows [row0, row0 + rows) may see.
-fn key_stop(row0: u32, rows: u32, kend: u32) -> u32 {
-  if (!CAUSAL) { return kend; }
-  let last = i32(min(row0 + rows, params.lq)) - 1;
-  return u32(clamp(last + params.causal_offset + 1, 0, i32(kend)));
+// Keys of batch b that exist: lk, or klen[b] when shorter. Read through workgroup memory so
+// that loop bounds around barriers are provably uniform.
+fn key_end(tid: u32, b: u32) -> u32 {
+  if (tid == 0u) {
+    var n = params.lk;
+    if (HAS_KLEN) { n = min(n, klen[b]); }
+    key_count = n;
+  }
+  return workgroupUniformLoad(&key_count);
 }
 
 fn visible(i: u32, j: u32, kend: u32) -> bool {
   return i < params.lq && j < kend && (!CAUSAL || i32(j) <= i32(i) + params.causal_offset);
 }
 
-// The head dims a lane accumulates, clamped for loads (results past HEAD_DIM are not stored).
-fn lane_dims(lane: u32) -> array<u32, MAX_SLOTS> {
-  var dim: array<u32, MAX_SLOTS>;
-  for (var sl = 0u; sl < SLOTS; sl++) { dim[sl] = min(lane + sl * LANES, HEAD_DIM - 1u); }
-  return dim;
+// One past the last key any of the query rows [row0, row0 + ROWS) may see.
+fn key_stop(row0: u32, kend: u32) -> u32 {
+  if (!CAUSAL) { return kend; }
+  let last = i32(min(row0 + ROWS, params.lq)) - 1;
+  return u32(clamp(last + params.causal_offset + 1, 0, i32(kend)));
 }
 
-@compute @workgroup_size(LANES)
-fn attention_fwd(@builtin(workgroup_id) wg: vec3u, inv: Lane) {
-  let lane = lane_index(inv);
+// Dot product of owned row r of `own` with tile row c of `tile`, over the head dims.
+fn dot_own_a_tile_a(r: u32, c: u32) -> f32 {
+  var s = 0.0;
+  for (var d = 0u; d < HEAD_DIM; d++) { s = fma(own_a[r * PITCH + d], tile_a[c * PITCH + d], s); }
+  return s;
+}
+
+fn dot_own_b_tile_b(r: u32, c: u32) -> f32 {
+  var s = 0.0;
+  for (var d = 0u; d < HEAD_DIM; d++) { s = fma(own_b[r * PITCH + d], tile_b[c * PITCH + d], s); }
+  return s;
+}
+
+@compute @workgroup_size(WG_SIZE)
+fn attention_fwd(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) tid: u32) {
   let b = wg.z;
   let h = wg.y;
-  let row0 = wg.x * FWD_ROWS;
+  let row0 = wg.x * ROWS;
+  let r = tid / LANES;
+  let lane = tid % LANES;
+  let i = row0 + r;
   let q_base = b * params.q_sb + h * params.q_sh;
   let k_base = b * params.k_sb + h * params.k_sh;
   let v_base = b * params.v_sb + h * params.v_sh;
-  let kend = key_end(b);
-  let kstop = key_stop(row0, FWD_ROWS, kend);
-  // Rows and keys past the end are clamped to the last (computed, never stored), so the inner
-  // loops have no bounds checks.
-  var q_row: array<u32, FWD_LOADS>;
-  for (var n = 0u; n < FWD_LOADS; n++) { q_row[n] = q_base + min(row0 + own_row(n, lane), params.lq - 1u) * params.q_sl; }
-  let dim = lane_dims(lane);
+  for (var e = tid; e < ROWS * HEAD_DIM; e += WG_SIZE) {
+    let rr = e / HEAD_DIM;
+    let d = e % HEAD_DIM;
+    var x = 0.0;
+    if (row0 + rr < params.lq) { x = q[q_base + (row0 + rr) * params.q_sl + d]; }
+    own_a[rr * PITCH + d] = x;
+  }
+  let kend = key_end(tid, b);
+  let kstop = key_stop(row0, kend);
 
-  var m: array<f32, FWD_ROWS>;  // running row maxima (equal in all lanes)
-  var l: array<f32, FWD_ROWS>;  // this lane's part of the running sums of exp(score - m)
-  var acc: array<array<f32, MAX_SLOTS>, FWD_ROWS>;
-  for (var r = 0u; r < FWD_ROWS; r++) { m[r] = NEG_MAX; }
-  for (var j0 = 0u; j0 < kstop; j0 += FWD_COLS * LANES) {
-    var k_row: array<u32, FWD_COLS>;
-    for (var c = 0u; c < FWD_COLS; c++) { k_row[c] = k_base + min(j0 + c * LANES + lane, params.lk - 1u) * params.k_sl; }
-    // Zeroed explicitly: Tint/lavapipe did not re-zero a bare declaration in each iteration.
-    var s: array<array<f32, FWD_COLS>, FWD_ROWS>;
-    for (var r = 0u; r < FWD_ROWS; r++) { for (var c = 0u; c < FWD_COLS; c++) { s[r][c] = 0.0; } }
-    for (var d = 0u; d < HEAD_DIM; d++) {
-      var kv: array<f32, FWD_COLS>;
-      for (var c = 0u; c < FWD_COLS; c++) { kv[c] = k[k_row[c] + d]; }
-      var qv: array<f32, FWD_LOADS>;
-      for (var n = 0u; n < FWD_LOADS; n++) { qv[n] = q[q_row[n] + d]; }
-      for (var r = 0u; r < FWD_ROWS; r++) {
-// #if subgroups
-        let x = subgroupShuffle(qv[r / LANES], r % LANES);
-// #else
-        let x = qv[r];
-// #endif
-        for (var c = 0u; c < FWD_COLS; c++) { s[r][c] = fma(x, kv[c], s[r][c]); }
+  var m = NEG_MAX;  // running max of the row's visible scores
+  var l = 0.0;      // running sum of exp(score - m)
+  var acc: array<f32, MAX_SLOTS>;
+  for (var j0 = 0u; j0 < kstop; j0 += LANES) {
+    workgroupBarrier();  // the previous tile is consumed
+    for (var e = tid; e < LANES * HEAD_DIM; e += WG_SIZE) {
+      let c = e / HEAD_DIM;
+      let d = e % HEAD_DIM;
+      let j = j0 + c;
+      var kx = 0.0;
+      var vx = 0.0;
+      if (j < kstop) {
+        kx = k[k_base + j * params.k_sl + d];
+        vx = v[v_base + j * params.v_sl + d];
       }
+      tile_a[c * PITCH + d] = kx;
+      tile_b[c * PITCH + d] = vx;
     }
-    var step_max: array<f32, FWD_ROWS>;
-    for (var r = 0u; r < FWD_ROWS; r++) {
-      step_max[r] = NEG_MAX;
-      for (var c = 0u; c < FWD_COLS; c++) {
-        let x = select(NEG_MAX, s[r][c] * params.scale, visible(row0 + r, j0 + c * LANES + lane, kend));
-        s[r][c] = x;
-        step_max[r] = max(step_max[r], x);
-      }
+    workgroupBarrier();
+    let s = dot_own_a_tile_a(r, lane) * params.scale;
+    score_a[r * LANES + lane] = select(NEG_MAX, s, visible(i, j0 + lane, kend));
+    workgroupBarrier();
+    // Each lane of a row redoes the row's max and weights: cheaper than another barrier.
+    var tile_max = NEG_MAX;
+    for (var c = 0u; c < LANES; c++) { tile_max = max(tile_max, score_a[r * LANES + c]); }
+    let m_new = max(m, tile_max);
+    let alpha = exp(m - m_new);
+    l *= alpha;
+    for (var sl = 0u; sl < SLOTS; sl++) { acc[sl] *= alpha; }
+    for (var c = 0u; c < LANES; c++) {
+      let sc = score_a[r * LANES + c];
+      let p = select(0.0, exp(sc - m_new), sc > NEG_MAX);
+      l += p;
+      for (var sl = 0u; sl < SLOTS; sl++) { acc[sl] = fma(p, tile_b[c * PITCH + lane + sl * LANES], acc[sl]); }
     }
-    lanes_max(&step_max, lane);
-    for (var r = 0u; r < FWD_ROWS; r++) {
-      let m_new = max(m[r], step_max[r]);
-      let alpha = exp(m[r] - m_new);
-      m[r] = m_new;
-      l[r] *= alpha;
-      for (var sl = 0u; sl < SLOTS; sl++) { acc[r][sl] *= alpha; }
-      for (var c = 0u; c < FWD_COLS; c++) {
-        let p = select(0.0, exp(s[r][c] - m_new), s[r][c] > NEG_MAX);
-        l[r] += p;
-// #if subgroups
-        s[r][c] = p;
-// #else
-        tile[r * FWD_COLS * LANES + c * LANES + lane] = p;
-// #endif
-      }
-    }
-    sync_lanes();
-    // Key j0 + c * LANES + n has its probabilities in lane n, slot c.
-    for (var c = 0u; c < FWD_COLS; c++) {
-      for (var n = 0u; n < LANES; n++) {
-        let v_row = v_base + min(j0 + c * LANES + n, params.lk - 1u) * params.v_sl;
-        var vv: array<f32, MAX_SLOTS>;
-        for (var sl = 0u; sl < SLOTS; sl++) { vv[sl] = v[v_row + dim[sl]]; }
-        for (var r = 0u; r < FWD_ROWS; r++) {
-// #if subgroups
-          let p = subgroupShuffle(s[r][c], n);
-// #else
-          let p = tile[r * FWD_COLS * LANES + c * LANES + n];
-// #endif
-          for (var sl = 0u; sl < SLOTS; sl++) { acc[r][sl] = fma(p, vv[sl], acc[r][sl]); }
-        }
-      }
-    }
-    sync_lanes();  // the tile is consumed before the next step writes it
+    m = m_new;
   }
-  // The row sums are split over the lanes.
-  var total = l;
-  lanes_sum(&total, lane);
-  for (var r = 0u; r < FWD_ROWS; r++) {
-    let i = row0 + r;
-    if (i >= params.lq) { break; }
-    let inv_total = select(0.0, 1.0 / total[r], total[r] > 0.0);
-    let o_row = b * params.o_sb + h * params.o_sh + i * params.o_sl;
-    for (var sl = 0u; sl < SLOTS; sl++) {
-      let d = lane + sl * LANES;
-      if (d < HEAD_DIM) { out[o_row + d] = acc[r][sl] * inv_total; }
-    }
-    if (lane == 0u) { lse[(b * params.heads + h) * params.lq + i] = select(NEG_MAX, m[r] + log(total[r]), total[r] > 0.0); }
+  if (i >= params.lq) { return; }
+  let inv = select(0.0, 1.0 / l, l > 0.0);
+  let o_row = b * params.o_sb + h * params.o_sh + i * params.o_sl;
+  for (var sl = 0u; sl < SLOTS; sl++) {
+    let d = lane + sl * LANES;
+    if (d < HEAD_DIM) { out[o_row + d] = acc[sl] * inv; }
   }
+  if (lane == 0u) { lse[(b * params.heads + h) * params.lq + i] = select(NEG_MAX, m + log(l), l > 0.0); }
 }
 
 // delta_i = dOut_i . out_i, stored with lse_i in elements 0 and 1 of dq's row i.
@@ -291,232 +210,156 @@ fn attention_bwd_prep(@builtin(global_invocation_id) gid: vec3u) {
 }
 
 // dV_j = sum_i P_ij dOut_i;  dK_j = scale * sum_i dS_ij q_i;  dS_ij = P_ij (dOut_i . v_j - delta_i).
-// A workgroup owns KV_ROWS keys and streams the queries that may see them.
-@compute @workgroup_size(LANES)
-fn attention_bwd_dkdv(@builtin(workgroup_id) wg: vec3u, inv: Lane) {
-  let lane = lane_index(inv);
+// A workgroup owns ROWS keys and streams LANES queries at a time.
+@compute @workgroup_size(WG_SIZE)
+fn attention_bwd_dkdv(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) tid: u32) {
   let b = wg.z;
   let h = wg.y;
-  let col0 = wg.x * KV_ROWS;
+  let col0 = wg.x * ROWS;
+  let r = tid / LANES;
+  let lane = tid % LANES;
+  let j = col0 + r;
   let q_base = b * params.q_sb + h * params.q_sh;
   let k_base = b * params.k_sb + h * params.k_sh;
   let v_base = b * params.v_sb + h * params.v_sh;
   let o_base = b * params.o_sb + h * params.o_sh;
-  let kend = key_end(b);
+  let kend = key_end(tid, b);
+  for (var e = tid; e < ROWS * HEAD_DIM; e += WG_SIZE) {
+    let rr = e / HEAD_DIM;
+    let d = e % HEAD_DIM;
+    var kx = 0.0;
+    var vx = 0.0;
+    if (col0 + rr < kend) {
+      kx = k[k_base + (col0 + rr) * params.k_sl + d];
+      vx = v[v_base + (col0 + rr) * params.v_sl + d];
+    }
+    own_a[rr * PITCH + d] = kx;
+    own_b[rr * PITCH + d] = vx;
+  }
   // Queries before the first that sees key col0 contribute nothing; masked keys get zeros.
   var qstart = 0u;
-  if (CAUSAL) { qstart = u32(clamp(i32(col0) - params.causal_offset, 0, i32(params.lq))); }
+  if (CAUSAL) { qstart = u32(max(i32(col0) - params.causal_offset, 0)); }
   var qstop = params.lq;
-  if (col0 >= kend) { qstop = qstart; }
-  var k_row: array<u32, KV_LOADS>;
-  var v_row: array<u32, KV_LOADS>;
-  for (var n = 0u; n < KV_LOADS; n++) {
-    let j = min(col0 + own_row(n, lane), params.lk - 1u);
-    k_row[n] = k_base + j * params.k_sl;
-    v_row[n] = v_base + j * params.v_sl;
-  }
-  let dim = lane_dims(lane);
+  if (col0 >= kend) { qstop = 0u; }
 
-  var dk_acc: array<array<f32, MAX_SLOTS>, KV_ROWS>;
-  var dv_acc: array<array<f32, MAX_SLOTS>, KV_ROWS>;
-  for (var i0 = qstart; i0 < qstop; i0 += KV_COLS * LANES) {
-    var q_row: array<u32, KV_COLS>;
-    var o_row: array<u32, KV_COLS>;
-    for (var c = 0u; c < KV_COLS; c++) {
-      let i = min(i0 + c * LANES + lane, params.lq - 1u);
-      q_row[c] = q_base + i * params.q_sl;
-      o_row[c] = o_base + i * params.o_sl;
+  var dk_acc: array<f32, MAX_SLOTS>;
+  var dv_acc: array<f32, MAX_SLOTS>;
+  for (var i0 = qstart; i0 < qstop; i0 += LANES) {
+    workgroupBarrier();
+    for (var e = tid; e < LANES * HEAD_DIM; e += WG_SIZE) {
+      let c = e / HEAD_DIM;
+      let d = e % HEAD_DIM;
+      let i = i0 + c;
+      var qx = 0.0;
+      var gx = 0.0;
+      if (i < params.lq) {
+        qx = q[q_base + i * params.q_sl + d];
+        gx = d_out[o_base + i * params.o_sl + d];
+      }
+      tile_a[c * PITCH + d] = qx;
+      tile_b[c * PITCH + d] = gx;
     }
-    var s: array<array<f32, KV_COLS>, KV_ROWS>;
-    var dp: array<array<f32, KV_COLS>, KV_ROWS>;
-    for (var r = 0u; r < KV_ROWS; r++) { for (var c = 0u; c < KV_COLS; c++) { s[r][c] = 0.0; dp[r][c] = 0.0; } }
-    for (var d = 0u; d < HEAD_DIM; d++) {
-      var qv: array<f32, KV_COLS>;
-      var gv: array<f32, KV_COLS>;
-      for (var c = 0u; c < KV_COLS; c++) { qv[c] = q[q_row[c] + d]; gv[c] = d_out[o_row[c] + d]; }
-      var kv: array<f32, KV_LOADS>;
-      var vv: array<f32, KV_LOADS>;
-      for (var n = 0u; n < KV_LOADS; n++) { kv[n] = k[k_row[n] + d]; vv[n] = v[v_row[n] + d]; }
-      for (var r = 0u; r < KV_ROWS; r++) {
-// #if subgroups
-        let kr = subgroupShuffle(kv[r / LANES], r % LANES);
-        let vr = subgroupShuffle(vv[r / LANES], r % LANES);
-// #else
-        let kr = kv[r];
-        let vr = vv[r];
-// #endif
-        for (var c = 0u; c < KV_COLS; c++) {
-          s[r][c] = fma(kr, qv[c], s[r][c]);
-          dp[r][c] = fma(vr, gv[c], dp[r][c]);
-        }
+    if (tid < LANES && i0 + tid < params.lq) {
+      let q_row = q_base + (i0 + tid) * params.q_sl;
+      row_stats[tid] = vec2f(stats[q_row], stats[q_row + 1u]);
+    }
+    workgroupBarrier();
+    let i = i0 + lane;
+    let st = row_stats[lane];
+    let s = dot_own_a_tile_a(r, lane) * params.scale;
+    let dp = dot_own_b_tile_b(r, lane);
+    let p = select(0.0, exp(s - st.x), visible(i, j, kend));
+    score_a[r * LANES + lane] = p;
+    score_b[r * LANES + lane] = p * (dp - st.y);
+    workgroupBarrier();
+    for (var c = 0u; c < LANES; c++) {
+      let pc = score_a[r * LANES + c];
+      let dsc = score_b[r * LANES + c];
+      for (var sl = 0u; sl < SLOTS; sl++) {
+        let d = lane + sl * LANES;
+        dv_acc[sl] = fma(pc, tile_b[c * PITCH + d], dv_acc[sl]);
+        dk_acc[sl] = fma(dsc, tile_a[c * PITCH + d], dk_acc[sl]);
       }
     }
-    // P and dS of this lane's queries.
-    for (var c = 0u; c < KV_COLS; c++) {
-      let i = i0 + c * LANES + lane;
-      let lse_i = stats[q_row[c]];
-      let delta_i = stats[q_row[c] + 1u];
-      for (var r = 0u; r < KV_ROWS; r++) {
-        let p = select(0.0, exp(s[r][c] * params.scale - lse_i), visible(i, col0 + r, kend));
-// #if subgroups
-        s[r][c] = p;
-        dp[r][c] = p * (dp[r][c] - delta_i);
-// #else
-        tile[r * KV_COLS * LANES + c * LANES + lane] = p;
-        tile_ds[r * KV_COLS * LANES + c * LANES + lane] = p * (dp[r][c] - delta_i);
-// #endif
-      }
-    }
-    sync_lanes();
-    // Query i0 + c * LANES + n has its P and dS in lane n, slot c.
-    for (var c = 0u; c < KV_COLS; c++) {
-      for (var n = 0u; n < LANES; n++) {
-        let i = min(i0 + c * LANES + n, params.lq - 1u);
-        let q_at = q_base + i * params.q_sl;
-        let o_at = o_base + i * params.o_sl;
-        var qq: array<f32, MAX_SLOTS>;
-        var gg: array<f32, MAX_SLOTS>;
-        for (var sl = 0u; sl < SLOTS; sl++) { qq[sl] = q[q_at + dim[sl]]; gg[sl] = d_out[o_at + dim[sl]]; }
-        for (var r = 0u; r < KV_ROWS; r++) {
-// #if subgroups
-          let p = subgroupShuffle(s[r][c], n);
-          let ds = subgroupShuffle(dp[r][c], n);
-// #else
-          let p = tile[r * KV_COLS * LANES + c * LANES + n];
-          let ds = tile_ds[r * KV_COLS * LANES + c * LANES + n];
-// #endif
-          for (var sl = 0u; sl < SLOTS; sl++) {
-            dv_acc[r][sl] = fma(p, gg[sl], dv_acc[r][sl]);
-            dk_acc[r][sl] = fma(ds, qq[sl], dk_acc[r][sl]);
-          }
-        }
-      }
-    }
-    sync_lanes();  // the tiles are consumed before the next step writes them
   }
-  for (var r = 0u; r < KV_ROWS; r++) {
-    let j = col0 + r;
-    if (j >= params.lk) { break; }
-    let dk_row = k_base + j * params.k_sl;
-    let dv_row = v_base + j * params.v_sl;
-    for (var sl = 0u; sl < SLOTS; sl++) {
-      let d = lane + sl * LANES;
-      if (d < HEAD_DIM) {
-        dk[dk_row + d] = dk_acc[r][sl] * params.scale;
-        dv[dv_row + d] = dv_acc[r][sl];
-      }
+  if (j >= params.lk) { return; }
+  let dk_row = k_base + j * params.k_sl;
+  let dv_row = v_base + j * params.v_sl;
+  for (var sl = 0u; sl < SLOTS; sl++) {
+    let d = lane + sl * LANES;
+    if (d < HEAD_DIM) {
+      dk[dk_row + d] = dk_acc[sl] * params.scale;
+      dv[dv_row + d] = dv_acc[sl];
     }
   }
 }
 
-// dQ_i = scale * sum_j dS_ij k_j. A workgroup owns Q_ROWS queries and streams the keys they see.
-@compute @workgroup_size(LANES)
-fn attention_bwd_dq(@builtin(workgroup_id) wg: vec3u, inv: Lane) {
-  let lane = lane_index(inv);
+// dQ_i = scale * sum_j dS_ij k_j. A workgroup owns ROWS queries and streams LANES keys at a time.
+@compute @workgroup_size(WG_SIZE)
+fn attention_bwd_dq(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) tid: u32) {
   let b = wg.z;
   let h = wg.y;
-  let row0 = wg.x * Q_ROWS;
+  let row0 = wg.x * ROWS;
+  let r = tid / LANES;
+  let lane = tid % LANES;
+  let i = row0 + r;
   let q_base = b * params.q_sb + h * params.q_sh;
   let k_base = b * params.k_sb + h * params.k_sh;
   let v_base = b * params.v_sb + h * params.v_sh;
   let o_base = b * params.o_sb + h * params.o_sh;
-  let kend = key_end(b);
-  let kstop = key_stop(row0, Q_ROWS, kend);
-  var q_row: array<u32, Q_LOADS>;
-  var o_row: array<u32, Q_LOADS>;
-  var lse_n: array<f32, Q_LOADS>;
-  var delta_n: array<f32, Q_LOADS>;
-  for (var n = 0u; n < Q_LOADS; n++) {
-    let i = min(row0 + own_row(n, lane), params.lq - 1u);
-    q_row[n] = q_base + i * params.q_sl;
-    o_row[n] = o_base + i * params.o_sl;
-    lse_n[n] = dq[q_row[n]];
-    delta_n[n] = dq[q_row[n] + 1u];
+  for (var e = tid; e < ROWS * HEAD_DIM; e += WG_SIZE) {
+    let rr = e / HEAD_DIM;
+    let d = e % HEAD_DIM;
+    var qx = 0.0;
+    var gx = 0.0;
+    if (row0 + rr < params.lq) {
+      qx = q[q_base + (row0 + rr) * params.q_sl + d];
+      gx = d_out[o_base + (row0 + rr) * params.o_sl + d];
+    }
+    own_a[rr * PITCH + d] = qx;
+    own_b[rr * PITCH + d] = gx;
   }
-  // The (lse, delta) scratch is read by every lane before any overwrites it with dQ.
+  if (tid < ROWS && row0 + tid < params.lq) {
+    let q_row = q_base + (row0 + tid) * params.q_sl;
+    row_stats[tid] = vec2f(dq[q_row], dq[q_row + 1u]);
+  }
+  // The (lse, delta) scratch in dq must be read by all before any invocation overwrites it.
   storageBarrier();
-  var lse_r: array<f32, Q_ROWS>;
-  var delta_r: array<f32, Q_ROWS>;
-  for (var r = 0u; r < Q_ROWS; r++) {
-// #if subgroups
-    lse_r[r] = subgroupShuffle(lse_n[r / LANES], r % LANES);
-    delta_r[r] = subgroupShuffle(delta_n[r / LANES], r % LANES);
-// #else
-    lse_r[r] = lse_n[r];
-    delta_r[r] = delta_n[r];
-// #endif
-  }
-  let dim = lane_dims(lane);
+  let kend = key_end(tid, b);  // also a workgroup barrier
+  let kstop = key_stop(row0, kend);
+  let st = row_stats[r];
 
-  var dq_acc: array<array<f32, MAX_SLOTS>, Q_ROWS>;
-  for (var j0 = 0u; j0 < kstop; j0 += Q_COLS * LANES) {
-    var k_row: array<u32, Q_COLS>;
-    var v_row: array<u32, Q_COLS>;
-    for (var c = 0u; c < Q_COLS; c++) {
-      let j = min(j0 + c * LANES + lane, params.lk - 1u);
-      k_row[c] = k_base + j * params.k_sl;
-      v_row[c] = v_base + j * params.v_sl;
-    }
-    var s: array<array<f32, Q_COLS>, Q_ROWS>;
-    var dp: array<array<f32, Q_COLS>, Q_ROWS>;
-    for (var r = 0u; r < Q_ROWS; r++) { for (var c = 0u; c < Q_COLS; c++) { s[r][c] = 0.0; dp[r][c] = 0.0; } }
-    for (var d = 0u; d < HEAD_DIM; d++) {
-      var kv: array<f32, Q_COLS>;
-      var vv: array<f32, Q_COLS>;
-      for (var c = 0u; c < Q_COLS; c++) { kv[c] = k[k_row[c] + d]; vv[c] = v[v_row[c] + d]; }
-      var qv: array<f32, Q_LOADS>;
-      var gv: array<f32, Q_LOADS>;
-      for (var n = 0u; n < Q_LOADS; n++) { qv[n] = q[q_row[n] + d]; gv[n] = d_out[o_row[n] + d]; }
-      for (var r = 0u; r < Q_ROWS; r++) {
-// #if subgroups
-        let qr = subgroupShuffle(qv[r / LANES], r % LANES);
-        let gr = subgroupShuffle(gv[r / LANES], r % LANES);
-// #else
-        let qr = qv[r];
-        let gr = gv[r];
-// #endif
-        for (var c = 0u; c < Q_COLS; c++) {
-          s[r][c] = fma(qr, kv[c], s[r][c]);
-          dp[r][c] = fma(gr, vv[c], dp[r][c]);
-        }
+  var dq_acc: array<f32, MAX_SLOTS>;
+  for (var j0 = 0u; j0 < kstop; j0 += LANES) {
+    workgroupBarrier();
+    for (var e = tid; e < LANES * HEAD_DIM; e += WG_SIZE) {
+      let c = e / HEAD_DIM;
+      let d = e % HEAD_DIM;
+      let j = j0 + c;
+      var kx = 0.0;
+      var vx = 0.0;
+      if (j < kstop) {
+        kx = k[k_base + j * params.k_sl + d];
+        vx = v[v_base + j * params.v_sl + d];
       }
+      tile_a[c * PITCH + d] = kx;
+      tile_b[c * PITCH + d] = vx;
     }
-    for (var r = 0u; r < Q_ROWS; r++) {
-      for (var c = 0u; c < Q_COLS; c++) {
-        let p = select(0.0, exp(s[r][c] * params.scale - lse_r[r]), visible(row0 + r, j0 + c * LANES + lane, kend));
-// #if subgroups
-        s[r][c] = p * (dp[r][c] - delta_r[r]);
-// #else
-        tile[r * Q_COLS * LANES + c * LANES + lane] = p * (dp[r][c] - delta_r[r]);
-// #endif
-      }
+    workgroupBarrier();
+    let s = dot_own_a_tile_a(r, lane) * params.scale;
+    let dp = dot_own_b_tile_b(r, lane);
+    let p = select(0.0, exp(s - st.x), visible(i, j0 + lane, kend));
+    score_a[r * LANES + lane] = p * (dp - st.y);
+    workgroupBarrier();
+    for (var c = 0u; c < LANES; c++) {
+      let dsc = score_a[r * LANES + c];
+      for (var sl = 0u; sl < SLOTS; sl++) { dq_acc[sl] = fma(dsc, tile_a[c * PITCH + lane + sl * LANES], dq_acc[sl]); }
     }
-    sync_lanes();
-    // Key j0 + c * LANES + n has its dS in lane n, slot c.
-    for (var c = 0u; c < Q_COLS; c++) {
-      for (var n = 0u; n < LANES; n++) {
-        let k_at = k_base + min(j0 + c * LANES + n, params.lk - 1u) * params.k_sl;
-        var kk: array<f32, MAX_SLOTS>;
-        for (var sl = 0u; sl < SLOTS; sl++) { kk[sl] = k[k_at + dim[sl]]; }
-        for (var r = 0u; r < Q_ROWS; r++) {
-// #if subgroups
-          let ds = subgroupShuffle(s[r][c], n);
-// #else
-          let ds = tile[r * Q_COLS * LANES + c * LANES + n];
-// #endif
-          for (var sl = 0u; sl < SLOTS; sl++) { dq_acc[r][sl] = fma(ds, kk[sl], dq_acc[r][sl]); }
-        }
-      }
-    }
-    sync_lanes();  // the tile is consumed before the next step writes it
   }
-  for (var r = 0u; r < Q_ROWS; r++) {
-    let i = row0 + r;
-    if (i >= params.lq) { break; }
-    let q_at = q_base + i * params.q_sl;
-    for (var sl = 0u; sl < SLOTS; sl++) {
-      let d = lane + sl * LANES;
-      if (d < HEAD_DIM) { dq[q_at + d] = dq_acc[r][sl] * params.scale; }
-    }
+  if (i >= params.lq) { return; }
+  let q_row = q_base + i * params.q_sl;
+  for (var sl = 0u; sl < SLOTS; sl++) {
+    let d = lane + sl * LANES;
+    if (d < HEAD_DIM) { dq[q_row + d] = dq_acc[sl] * params.scale; }
   }
 }

@@ -16,10 +16,18 @@ export interface LabVersion {
   note: string;
 }
 
+/** The engine's bundled shaders/<name>.wgsl, for a lab version that is the wired-in winner. */
+function engineShader(name: string, file: string): string {
+  const source = (shaderSources as Record<string, string>)[name];
+  if (source === undefined) throw new Error(`${file}: source=${name} names no shader in shaders/`);
+  return source;
+}
+
 /**
  * The vN.wgsl files of `dir` in numeric order (only those named in `only`, a comma list, when
  * given). Each must start with `// lab: ` followed by key=value pairs and a free-text note; every
- * key in `required` must be present.
+ * key in `required` must be present. A version whose line has source=<shader> is the engine's
+ * shaders/<shader>.wgsl (the winner, wired in) rather than a copy of it.
  */
 export function loadVersions(dir: string, required: readonly string[], only?: string): LabVersion[] {
   const wanted = only?.split(',');
@@ -28,8 +36,8 @@ export function loadVersions(dir: string, required: readonly string[], only?: st
     .sort((x, y) => Number(x.slice(1, -5)) - Number(y.slice(1, -5)))
     .filter((f) => !wanted || wanted.includes(f.slice(0, -5)))
     .map((f) => {
-      const source = readFileSync(join(dir, f), 'utf8');
-      const head = /^\/\/ lab: (.*)$/m.exec(source);
+      const text = readFileSync(join(dir, f), 'utf8');
+      const head = /^\/\/ lab: (.*)$/m.exec(text);
       if (!head) throw new Error(`${f}: needs a line "// lab: key=value ... <note>"`);
       const params: Record<string, string> = {};
       const words = head[1]!.split(' ');
@@ -39,6 +47,8 @@ export function loadVersions(dir: string, required: readonly string[], only?: st
         params[key] = value;
       }
       for (const key of required) if (!(key in params)) throw new Error(`${f}: the "// lab:" line lacks ${key}=...`);
+      // source=<shader>: the version is the engine's shaders/<shader>.wgsl (a winner wired in), not a copy.
+      const source = params.source ? engineShader(params.source, f) : text;
       return { name: f.slice(0, -5), source, params, note: words.slice(n).join(' ') };
     });
 }

@@ -41,23 +41,52 @@ function operand(t: Tensor, heads: number, what: string): Operand {
   throw new ShapeError(`${what}: tensor "${t.label}" must be [B, H, L, D] or [B, L, H*D], has shape [${t.shape.join(', ')}]`);
 }
 
-/** Rows a workgroup owns in each entry point: shaders/attention.wgsl's *_ROWS for the variant. */
+/** Rows a workgroup owns in each entry point (the *_ROWS of the shader that runs). */
 interface Tiles {
   fwd: number;
   dkdv: number;
   dq: number;
 }
-const subgroupTiles: Tiles = { fwd: 16, dkdv: 8, dq: 16 };
-const plainTiles: Tiles = { fwd: 16, dkdv: 8, dq: 8 };
-/** Accumulators per lane hold head dims lane, lane + 8, ...: at most 16 of them. */
-const maxHeadDim = 128;
+
+/** Which shader runs: its name, variant, tiles and override constants beyond the problem's. */
+interface Variant {
+  shader: 'attention' | 'attention_subgroups';
+  tiles: Tiles;
+  constants: Record<string, number>;
+}
+
+/** Subgroup variant: accumulators per lane hold head dims lane, lane + 8, ...: at most 16 of them. */
+const SUBGROUP_MAX_HEAD_DIM = 128;
 
 /**
- * The subgroup variant needs each 8-invocation workgroup to be one subgroup, so the device must
- * promise subgroups of at least 8 lanes; elsewhere the plain variant (workgroup memory) runs.
+ * Workgroup memory (bytes) of the plain variant's largest entry point (the dK/dV one) for `rows`
+ * owned rows, as WebGPU counts it: each variable rounded up to 16 bytes.
  */
-function useSubgroups(rec: Recorder): boolean {
-  return rec.gpu.features.subgroups && (rec.gpu.subgroupMinSize ?? 0) >= 8;
+function plainWorkgroupBytes(rows: number, headDim: number): number {
+  const pitch = headDim | 1;
+  const lanes = 8;
+  const round16 = (floats: number) => Math.ceil((4 * floats) / 16) * 16;
+  const own = round16(rows * pitch + lanes);
+  const tile = round16(lanes * pitch + lanes);
+  return 2 * own + 2 * tile + 2 * round16(rows * lanes) + round16(2 * rows) + round16(1);
+}
+
+/**
+ * shaders/attention_subgroups.wgsl where each 8-invocation workgroup is one subgroup (subgroups
+ * of at least 8 lanes: lavapipe, GPUs); else shaders/attention.wgsl, whose owned rows per
+ * workgroup are 16 (head dims up to 77, so 64) or 8 (up to 121) within 16 KiB of workgroup memory.
+ */
+function pickVariant(rec: Recorder, D: number, q: Tensor, what: string): Variant {
+  if (rec.gpu.features.subgroups && (rec.gpu.subgroupMinSize ?? 0) >= 8) {
+    if (D > SUBGROUP_MAX_HEAD_DIM) throw new ShapeError(`${what}: head dim ${D} of "${q.label}" is above the ${SUBGROUP_MAX_HEAD_DIM} supported`);
+    return { shader: 'attention_subgroups', tiles: { fwd: 16, dkdv: 8, dq: 16 }, constants: {} };
+  }
+  const maxBytes = 16384;
+  const rows = [16, 8].find((r) => plainWorkgroupBytes(r, D) <= maxBytes);
+  if (rows === undefined) {
+    throw new ShapeError(`${what}: head dim ${D} of "${q.label}" needs more than ${maxBytes} bytes of workgroup memory without subgroups (at most 121 is supported)`);
+  }
+  return { shader: 'attention', tiles: { fwd: rows, dkdv: rows, dq: rows }, constants: { ROWS: rows } };
 }
 
 interface Problem {
@@ -92,8 +121,7 @@ function problem(rec: Recorder, q: Tensor, k: Tensor, v: Tensor, out: Tensor, ls
     expectDType(opts.keyLengths, ['u32'], what);
   }
   if (D < 1) throw new ShapeError(`${what}: head dim of "${q.label}" is 0`);
-  if (D > maxHeadDim) throw new ShapeError(`${what}: head dim ${D} of "${q.label}" is above the ${maxHeadDim} supported`);
-  const subgroups = useSubgroups(rec);
+  const variant = pickVariant(rec, D, q, what);
   const s = { q: oq.strides, k: ok.strides, v: ov.strides, o: oo.strides };
   const uniforms: Record<string, number> = {
     heads: H,
@@ -107,15 +135,15 @@ function problem(rec: Recorder, q: Tensor, k: Tensor, v: Tensor, out: Tensor, ls
     uniforms[`${name}_sh`] = st.sh;
     uniforms[`${name}_sl`] = st.sl;
   }
-  const constants = { HEAD_DIM: D, CAUSAL: opts.causal ? 1 : 0, HAS_KLEN: opts.keyLengths ? 1 : 0 };
+  const constants = { HEAD_DIM: D, CAUSAL: opts.causal ? 1 : 0, HAS_KLEN: opts.keyLengths ? 1 : 0, ...variant.constants };
   return {
     B,
     H,
     Lq,
     Lk,
     D,
-    tiles: subgroups ? subgroupTiles : plainTiles,
-    spec: (entry) => ({ shader: 'attention', entry, constants, ...(subgroups ? { variant: { enable: ['subgroups'] } } : {}) }),
+    tiles: variant.tiles,
+    spec: (entry) => ({ shader: variant.shader, entry, constants }),
     uniforms,
     // Without key lengths the binding still exists in the WGSL; a u32 view of q stands in, never read.
     klen: opts.keyLengths ?? { ...q, dtype: 'u32', label: `${q.label} (no key lengths)` },
@@ -139,8 +167,8 @@ function causalPairs(Lq: number, Lk: number): number {
  * backward). q, out: [B, H, Lq, D] or token-major [B, Lq, H*D]; k, v: [B, H, Lk, D] or
  * [B, Lk, H*D] (each tensor's rank picks its layout independently); lse: [B, H, Lq]; all f32.
  * Rows whose keys are all masked get out = 0 and lse = -3.4028235e38 (standing for -inf).
- * Head dims 1..128; 64 is the tuned case. Uses the subgroup variant where the device has
- * subgroups of at least 8 lanes (about 3x faster on lavapipe), else the plain one.
+ * Head dims 1..128 with subgroups of at least 8 lanes (shaders/attention_subgroups.wgsl, about
+ * 3x faster on lavapipe), else 1..121 (shaders/attention.wgsl); 64 is the tuned case.
  */
 export function attention(rec: Recorder, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, opts: AttentionOptions = {}): void {
   const what = `attention${opts.label ? ` (${opts.label})` : ''}`;
