@@ -28,6 +28,7 @@ export const transcribeUsage = `usage: dqw transcribe <audio...> --model <dir|fi
   --language <code>    language of the audio (default: detected per file on multilingual models)
   --task <task>        transcribe (default) or translate (to English)
   --beam <n>           beam search with n beams (default: greedy with temperature fallback)
+  --no-timestamps      decode without timestamp tokens (segments are whole 30 s windows)
   --format <fmt>       ${TRANSCRIPT_FORMATS.join(', ')} (default txt)
   --output <dir>       where transcripts go, as <audio name>.<fmt> (default .)
 `;
@@ -47,6 +48,7 @@ interface TranscribeArgs {
   language?: string;
   task: WhisperTask;
   beam?: number;
+  withoutTimestamps: boolean;
   format: TranscriptFormat;
   output: string;
 }
@@ -62,6 +64,7 @@ function parseTranscribeArgs(argv: string[]): TranscribeArgs {
       beam: { type: 'string' },
       format: { type: 'string', default: 'txt' },
       output: { type: 'string', default: '.' },
+      'no-timestamps': { type: 'boolean', default: false },
     },
   });
   const usageError = (msg: string) => new DqwError(`${msg}\n${transcribeUsage}`);
@@ -74,7 +77,16 @@ function parseTranscribeArgs(argv: string[]): TranscribeArgs {
     beam = Number(values.beam);
     if (!Number.isInteger(beam) || beam < 1) throw usageError(`--beam must be a positive integer, got "${values.beam}"`);
   }
-  return { files: positionals, model: values.model, language: values.language, task: values.task, beam, format: values.format as TranscriptFormat, output: values.output };
+  return {
+    files: positionals,
+    model: values.model,
+    language: values.language,
+    task: values.task,
+    beam,
+    withoutTimestamps: values['no-timestamps'],
+    format: values.format as TranscriptFormat,
+    output: values.output,
+  };
 }
 
 /** A progress bar on `stream`: redrawn in place on a terminal, a line every 2 s (and at the end) otherwise. */
@@ -153,6 +165,7 @@ export async function transcribeCommand(argv: string[], io: CommandIo = { stdout
           language: args.language,
           task: args.task,
           beamSize: args.beam,
+          withoutTimestamps: args.withoutTimestamps,
           contentFrames,
           onProgress: (p) => bar.update(p.framesDone, { done: seconds(p.framesDone) }),
         });

@@ -1,6 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import { transcribeCommand } from '../../src/cli/transcribe.js';
 import { bufferSource, concatChunks } from '../../src/io/byte-source.js';
 import { encodeGgml, ggmlCheckpointFile, ggmlVocabFromTiktoken, readGgmlHeader, readGgmlTensor, type GgmlMelFilters } from '../../src/io/ggml.js';
 import { fileSource, saveGgmlCheckpoint, writeFileAtomic } from '../../src/io/node-files.js';
@@ -48,7 +50,7 @@ describe('whisper.cpp loads the ggml files we write', async () => {
   const model = programmedModel(words, ggmlConfig.eos_token_id);
   const samples = readWavPcm16(clip);
 
-  it('f16: loads with our hparams and transcribes a clip into exactly the programmed tokens', async () => {
+  it('f16: loads with our hparams and transcribes a clip into exactly the programmed tokens, as our engine does', async () => {
     expect(words.every((id) => id > 0)).toBe(true);
     const path = join(tempDir(), 'ggml-programmed-f16.bin');
     await saveGgmlCheckpoint(path, model, { fileType: 'f16', melFilters, vocab });
@@ -58,6 +60,11 @@ describe('whisper.cpp loads the ggml files we write', async () => {
       nTextCtx: 448, nTextState: 64, nTextHead: 2, nTextLayer: 3, nMels: 80, ftype: 1,
     });
     expect(transcribeWithWhisperCpp(whisper, samples)).toBe(expectedText);
+    // Our engine on the same file, decoding as whisper.cpp did (English, no timestamps): the same text.
+    const out = join(tempDir(), 'ours');
+    const quiet = () => new PassThrough().resume();
+    await transcribeCommand([clip, '--model', path, '--language', 'en', '--no-timestamps', '--output', out], { stdout: quiet(), stderr: quiet() });
+    expect(await readFile(join(out, 'test.txt'), 'utf8')).toBe(`${expectedText.trim()}\n`);
   });
 
   it('f32: loads with our hparams (whisper.cpp of this package cannot run f32 files)', async () => {
