@@ -3,6 +3,7 @@ import { validateWhisperConfig, whisperParameters, type WhisperConfig } from '..
 import { checkWhisperWeights } from '../model/init.js';
 import { SequentialReader, type ByteSource, type FileChunks } from './byte-source.js';
 import { decodeToF32, encodeFromF32 } from './float-codecs.js';
+import { decodeQ8_0, encodeQ8_0, q8_0BlockValues, q8_0ByteLength } from '../quant/q8_0.js';
 import type { LoadedCheckpoint, ProgressCallback } from './huggingface.js';
 import { checkWhisperInventory, type WhisperCheckpoint } from './whisper-inventory.js';
 
@@ -45,21 +46,30 @@ export interface GgmlMelFilters {
   readonly data: Float32Array;
 }
 
-/** Tensor storage types this module reads and writes (q8_0 is to be added as another codec). */
-export type GgmlTensorType = 'f32' | 'f16';
+/** Tensor storage types this module reads and writes (q8_0: ggml's 8-bit blocks, see src/quant/q8_0.ts). */
+export type GgmlTensorType = 'f32' | 'f16' | 'q8_0';
 
 /** How one tensor type is stored: its ggml type id, byte size and conversion from/to float32. */
 interface GgmlTensorCodec {
   readonly id: number;
+  /** Values per block along ne[0]; ne[0] must be a multiple (1 for plain floats). */
+  readonly block: number;
   byteLength(count: number): number;
   encode(values: Float32Array): Uint8Array;
   decode(bytes: Uint8Array, out: Float32Array): void;
 }
 
 const ggmlTensorCodecs: Readonly<Record<GgmlTensorType, GgmlTensorCodec>> = {
-  f32: { id: 0, byteLength: (n) => 4 * n, encode: (v) => encodeFromF32('f32', v), decode: (b, out) => decodeToF32('f32', b, out) },
-  f16: { id: 1, byteLength: (n) => 2 * n, encode: (v) => encodeFromF32('f16', v), decode: (b, out) => decodeToF32('f16', b, out) },
+  f32: { id: 0, block: 1, byteLength: (n) => 4 * n, encode: (v) => encodeFromF32('f32', v), decode: (b, out) => decodeToF32('f32', b, out) },
+  f16: { id: 1, block: 1, byteLength: (n) => 2 * n, encode: (v) => encodeFromF32('f16', v), decode: (b, out) => decodeToF32('f16', b, out) },
+  q8_0: { id: 8, block: q8_0BlockValues, byteLength: q8_0ByteLength, encode: encodeQ8_0, decode: decodeQ8_0 },
 };
+
+/** Throws CheckpointError (naming the file and tensor) when ne[0] is not a whole number of the type's blocks. */
+function checkBlocks(file: string, name: string, ne: readonly number[], type: GgmlTensorType): void {
+  const block = ggmlTensorCodecs[type].block;
+  if (ne[0]! % block !== 0) fail(file, `is ${type} with ne[0] = ${ne[0]}, which must be a multiple of the ${block}-value ${type} block`, name);
+}
 
 // ggml's type ids (ggml.h enum ggml_type), so a file with other types gets a clear message.
 const ggmlTypeNames: Readonly<Record<number, string>> = {
@@ -103,7 +113,8 @@ const maxDims = 4;
 /**
  * Read a ggml file's hparams, mel filters, vocabulary and tensor headers, skipping tensor data.
  * Throws CheckpointError for a wrong magic (GGUF is named as such), non-positive hparams,
- * truncation anywhere (counts or data running past the end), tensor types other than f32/f16,
+ * truncation anywhere (counts or data running past the end), tensor types other than f32/f16/q8_0
+ * (and q8_0 rows that are not whole blocks),
  * and duplicate tensor names.
  */
 export async function readGgmlHeader(source: ByteSource): Promise<GgmlHeader> {
@@ -157,8 +168,9 @@ export async function readGgmlHeader(source: ByteSource): Promise<GgmlHeader> {
     if (ne.some((n) => n < 1)) fail(file, `dimensions [${ne.join(', ')}] must be positive`, name);
     const type = codecOfId(typeId);
     if (type === undefined) {
-      fail(file, `type ${ggmlTypeNames[typeId] ?? `id ${typeId}`} is not supported; expected f32 or f16`, name);
+      fail(file, `type ${ggmlTypeNames[typeId] ?? `id ${typeId}`} is not supported; expected ${Object.keys(ggmlTensorCodecs).join(', ')}`, name);
     }
+    checkBlocks(file, name, ne, type);
     if (seen.has(name)) fail(file, 'appears twice', name);
     seen.add(name);
     const byteLength = ggmlTensorCodecs[type].byteLength(ne.reduce((n, d) => n * d, 1));
@@ -232,6 +244,7 @@ export function encodeGgml(name: string, content: GgmlContent): FileChunks {
   const encoder = new TextEncoder();
   const tensorHeads = tensors.map((t) => {
     if (t.data.length !== t.ne.reduce((n, d) => n * d, 1)) fail(name, `has ${t.data.length} values, expected ${t.ne.join('×')}`, t.name);
+    checkBlocks(name, t.name, t.ne, t.type);
     const nameBytes = encoder.encode(t.name);
     const th = new Uint8Array(12 + 4 * t.ne.length + nameBytes.byteLength);
     const tv = new DataView(th.buffer);
@@ -315,20 +328,25 @@ export function torchShapeOfGgml(ggmlName: string, ne: readonly number[]): numbe
   return convBiases.has(ggmlName) && shape.length === 2 && shape[1] === 1 ? [shape[0]!] : shape;
 }
 
-/** File-level type of a whisper.cpp model: all f32, or f16 matrices. */
-export type GgmlFileType = 'f32' | 'f16';
+/** File-level type of a whisper.cpp model: all f32, f16 matrices, or q8_0 matrices. */
+export type GgmlFileType = 'f32' | 'f16' | 'q8_0';
 
-const ftypeIds: Readonly<Record<GgmlFileType, number>> = { f32: 0, f16: 1 };
+// ggml's GGML_FTYPE_MOSTLY_Q8_0 is 7; quantized files store ftype + 1000 * GGML_QNT_VERSION (2),
+// as whisper.cpp's quantize tool writes and whisper_model_load splits again.
+const ftypeIds: Readonly<Record<GgmlFileType, number>> = { f32: 0, f16: 1, q8_0: 7 + 1000 * 2 };
 
 /**
  * Storage type of one tensor in a file of type `fileType`, as the converters choose it: in f16
  * files, vectors (n_dims < 2), the conv biases and both positional embeddings stay f32 (whisper.cpp
- * creates them as f32 tensors and checks their byte size), everything else is f16.
+ * creates them as f32 tensors and checks their byte size), everything else is f16. In q8_0 files,
+ * as whisper.cpp's quantize tool leaves them, the same tensors stay f32, the other 2-D tensors
+ * (linear weights, token embedding) are q8_0 and the 3-D conv weights stay f16.
  */
 export function ggmlTensorType(ggmlName: string, nDims: number, fileType: GgmlFileType): GgmlTensorType {
   if (fileType === 'f32') return 'f32';
   const keptF32 = nDims < 2 || convBiases.has(ggmlName) || ggmlName === 'encoder.positional_embedding' || ggmlName === 'decoder.positional_embedding';
-  return keptF32 ? 'f32' : 'f16';
+  if (keptF32) return 'f32';
+  return fileType === 'q8_0' && nDims === 2 ? 'q8_0' : 'f16';
 }
 
 // whisper.cpp derives its special tokens from n_vocab: multilingual vocabularies (>= 51865) put
@@ -403,7 +421,7 @@ export function ggmlHparamsOf(config: WhisperConfig, fileType: GgmlFileType, fil
 
 /** Options of {@link ggmlCheckpointFile}. */
 export interface GgmlWriteOptions {
-  /** 'f16' (whisper.cpp's usual files) or 'f32'. */
+  /** 'f16' (whisper.cpp's usual files), 'f32', or 'q8_0' (as whisper.cpp's quantize tool makes them). */
   fileType: GgmlFileType;
   /** The log-mel filterbank whisper.cpp will use: num_mel_bins rows (e.g. from another ggml file, or Whisper's mel_filters.npz). */
   melFilters: GgmlMelFilters;

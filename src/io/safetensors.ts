@@ -167,17 +167,44 @@ export function encodeSafetensors(
   dtype: WritableDtype,
   metadata: Readonly<Record<string, string>> = { format: 'pt' },
 ): FileChunks {
-  const elementBytes = safetensorsDtypeBytes[dtype];
-  const header: Record<string, unknown> = { __metadata__: metadata };
-  let offset = 0;
-  for (const t of tensors) {
+  const encoded = tensors.map((t): EncodedTensorToWrite => {
     const count = t.shape.reduce((n, d) => n * d, 1);
     if (count !== t.data.length) {
       fail(name, `has ${t.data.length} values, expected ${count} for shape [${t.shape.join(', ')}]`, t.name);
     }
+    return { name: t.name, dtype, shape: t.shape, bytes: () => encodeFromF32(writableEncoding[dtype], t.data) };
+  });
+  return encodeSafetensorsEncoded(name, encoded, metadata);
+}
+
+/** One tensor to write already in its stored form: `bytes()` gives its little-endian data when it is written. */
+export interface EncodedTensorToWrite {
+  readonly name: string;
+  readonly dtype: SafetensorsDtype;
+  readonly shape: readonly number[];
+  /** Exactly numel(shape) × the dtype's size bytes; called once, while the file is written. */
+  bytes(): Uint8Array;
+}
+
+/**
+ * A safetensors file of tensors of any dtypes (e.g. I8 weights beside F32 scales), laid out as
+ * {@link encodeSafetensors} does. Throws CheckpointError for a name written twice, and while
+ * writing when a tensor's bytes do not match its dtype and shape.
+ */
+export function encodeSafetensorsEncoded(
+  name: string,
+  tensors: readonly EncodedTensorToWrite[],
+  metadata: Readonly<Record<string, string>> = { format: 'pt' },
+): FileChunks {
+  const header: Record<string, unknown> = { __metadata__: metadata };
+  let offset = 0;
+  const sizes: number[] = [];
+  for (const t of tensors) {
+    const bytes = t.shape.reduce((n, d) => n * d, 1) * safetensorsDtypeBytes[t.dtype];
     if (t.name in header) fail(name, 'appears twice', t.name);
-    header[t.name] = { dtype, shape: t.shape, data_offsets: [offset, offset + count * elementBytes] };
-    offset += count * elementBytes;
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
+    sizes.push(bytes);
+    offset += bytes;
   }
   const json = new TextEncoder().encode(JSON.stringify(header));
   const padded = Math.ceil(json.byteLength / 8) * 8;
@@ -191,7 +218,11 @@ export function encodeSafetensors(
     byteLength: head.byteLength + offset,
     *chunks() {
       yield head;
-      for (const t of tensors) yield encodeFromF32(writableEncoding[dtype], t.data);
+      for (const [i, t] of tensors.entries()) {
+        const bytes = t.bytes();
+        if (bytes.byteLength !== sizes[i]) fail(name, `data is ${bytes.byteLength} bytes, expected ${sizes[i]} for ${t.dtype} [${t.shape.join(', ')}]`, t.name);
+        yield bytes;
+      }
     },
   };
 }

@@ -2,7 +2,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect } from 'vitest';
+import type { WhisperCheckpoint } from '../../src/io/whisper-inventory.js';
 import { presetConfig, type WhisperConfig } from '../../src/model/config.js';
+import { initWhisperWeights } from '../../src/model/init.js';
 
 /** shared/assets/whisper beside the repository (CI clones main with shared/ next to it). */
 export const whisperAssets = new URL('../../../shared/assets/whisper/', import.meta.url).pathname;
@@ -25,6 +27,31 @@ export const ggmlConfig: WhisperConfig = {
   d_model: 64, encoder_layers: 2, encoder_attention_heads: 2, encoder_ffn_dim: 256,
   decoder_layers: 3, decoder_attention_heads: 2, decoder_ffn_dim: 256,
 };
+
+// whisper.cpp's prompt for a multilingual model, no timestamps: sot, <|en|>, <|transcribe|>,
+// <|notimestamps|>; the first generated token is predicted at position 3.
+const promptLength = 4;
+
+/**
+ * A random Whisper whose decoder is programmed to say `words`: every weight is random (seeded),
+ * except that the decoder's learned position p is a large multiple of the token embedding of the
+ * word to say there (then <|endoftext|>) and the final LayerNorm gain is large, so the logits of
+ * the intended token dominate whatever the random layers and the audio add. whisper.cpp can only
+ * print this text if it read every tensor under the right name, layout and type.
+ */
+export function programmedModel(tokens: readonly number[], endOfText: number): WhisperCheckpoint {
+  const weights = initWhisperWeights(ggmlConfig, 21, { randomizeAll: true });
+  const d = ggmlConfig.d_model;
+  const embedding = weights.get('model.decoder.embed_tokens.weight')!;
+  const positions = weights.get('model.decoder.embed_positions.weight')!;
+  const script = [...tokens, endOfText];
+  for (let p = 0; p < ggmlConfig.max_target_positions; p++) {
+    const token = script[Math.min(Math.max(p - (promptLength - 1), 0), script.length - 1)]!;
+    for (let i = 0; i < d; i++) positions[p * d + i] = 20 * embedding[token * d + i]!;
+  }
+  weights.get('model.decoder.layer_norm.weight')!.fill(30);
+  return { config: ggmlConfig, weights };
+}
 
 /** A fresh temporary folder per test file, removed afterwards. */
 export function useTempDir(): () => string {

@@ -198,8 +198,8 @@ describe('whisper.cpp ggml files', () => {
     await expectCheckpointError(readGgmlCheckpoint(bufferSource(bogus, 'b.bin')), /b\.bin: tensor "encoder\.blocks\.0\.attn\.bogus\.weight": is not a whisper\.cpp Whisper tensor name/);
     const quantized = bogus.slice();
     const typeOffset = headerOnly.byteLength + 8;
-    new DataView(quantized.buffer).setInt32(typeOffset, 8, true);
-    await expectCheckpointError(readGgmlHeader(bufferSource(quantized, 'q.bin')), /type q8_0 is not supported; expected f32 or f16/);
+    new DataView(quantized.buffer).setInt32(typeOffset, 2, true);
+    await expectCheckpointError(readGgmlHeader(bufferSource(quantized, 'q.bin')), /type q4_0 is not supported; expected f32, f16, q8_0/);
   });
 
   it('writes files atomically: a write that fails midway leaves the previous file and no temporary', async () => {

@@ -6,39 +6,13 @@ import { transcribeCommand } from '../../src/cli/transcribe.js';
 import { bufferSource, concatChunks } from '../../src/io/byte-source.js';
 import { encodeGgml, ggmlCheckpointFile, ggmlVocabFromTiktoken, readGgmlHeader, readGgmlTensor, type GgmlMelFilters } from '../../src/io/ggml.js';
 import { fileSource, saveGgmlCheckpoint, writeFileAtomic } from '../../src/io/node-files.js';
-import type { WhisperCheckpoint } from '../../src/io/whisper-inventory.js';
-import { initWhisperWeights } from '../../src/model/init.js';
-import { ggmlConfig, useTempDir, whisperAssets } from './fixtures.js';
+import { ggmlConfig, programmedModel, useTempDir, whisperAssets } from './fixtures.js';
 import { loadInWhisperCpp, readWavPcm16, transcribeWithWhisperCpp } from './whisper-cpp.js';
 
 const tempDir = useTempDir();
 const clip = new URL('../../../shared/data/speech-samples/leopard/test.wav', import.meta.url).pathname;
 
-// whisper.cpp's prompt for a multilingual model, no timestamps: sot, <|en|>, <|transcribe|>,
-// <|notimestamps|>; the first generated token is predicted at position 3.
-const promptLength = 4;
 const expectedText = ' Hello world from a random model';
-
-/**
- * A random Whisper whose decoder is programmed to say `words`: every weight is random (seeded),
- * except that the decoder's learned position p is a large multiple of the token embedding of the
- * word to say there (then <|endoftext|>) and the final LayerNorm gain is large, so the logits of
- * the intended token dominate whatever the random layers and the audio add. whisper.cpp can only
- * print this text if it read every tensor under the right name, layout and type.
- */
-function programmedModel(tokens: readonly number[], endOfText: number): WhisperCheckpoint {
-  const weights = initWhisperWeights(ggmlConfig, 21, { randomizeAll: true });
-  const d = ggmlConfig.d_model;
-  const embedding = weights.get('model.decoder.embed_tokens.weight')!;
-  const positions = weights.get('model.decoder.embed_positions.weight')!;
-  const script = [...tokens, endOfText];
-  for (let p = 0; p < ggmlConfig.max_target_positions; p++) {
-    const token = script[Math.min(Math.max(p - (promptLength - 1), 0), script.length - 1)]!;
-    for (let i = 0; i < d; i++) positions[p * d + i] = 20 * embedding[token * d + i]!;
-  }
-  weights.get('model.decoder.layer_norm.weight')!.fill(30);
-  return { config: ggmlConfig, weights };
-}
 
 describe('whisper.cpp loads the ggml files we write', async () => {
   const vocab = ggmlVocabFromTiktoken(await readFile(join(whisperAssets, 'multilingual.tiktoken'), 'utf8'));
