@@ -54,3 +54,7 @@ export * from './decode/gpu-backend.js';
 export * from './decode/compression.js';
 export * from './decode/transcribe.js';
 export * from './decode/format.js';
+export * from './quant/weights.js';
+export * from './quant/hf-int8.js';
+export * from './quant/q8_0.js';
+export * from './quant/size.js';
