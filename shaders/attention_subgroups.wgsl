@@ -36,29 +36,12 @@ enable subgroups;
 // limit leaves no binding for them); attention_bwd_dkdv reads them as `stats`; attention_bwd_dq
 // reads its own rows' pair first, then overwrites them.
 
-struct Params {
-  heads: u32,
-  lq: u32,
-  lk: u32,
-  scale: f32,
-  // With CAUSAL, query i sees key j only if j <= i + causal_offset (lk - lq aligns the last
-  // query with the last key, as a decoder with cached keys needs).
-  causal_offset: i32,
-  q_sb: u32, q_sh: u32, q_sl: u32,
-  k_sb: u32, k_sh: u32, k_sl: u32,
-  v_sb: u32, v_sh: u32, v_sl: u32,
-  o_sb: u32, o_sh: u32, o_sl: u32,
-}
-
-override HEAD_DIM: u32 = 64u;
-override CAUSAL: bool = false;
-override HAS_KLEN: bool = false;
+// #include "lib/attention.wgsl"
 
 const LANES: u32 = 8u;
 // Head dims per lane in the accumulations: SLOTS of at most MAX_SLOTS (head dims <= 128).
 const MAX_SLOTS: u32 = 16u;
 override SLOTS: u32 = (HEAD_DIM + LANES - 1u) / LANES;
-const NEG_MAX: f32 = -0x1.fffffep+127f;  // -3.4028235e38, the most negative f32
 
 // Owned rows per workgroup (*_ROWS) and streamed rows per lane per step (*_COLS), per entry
 // point; the host's copy is in src/kernels/attention.ts. Each lane holds ROWS x COLS scores
@@ -86,22 +69,6 @@ fn lanes_sum(x: ptr<function, array<f32, FWD_ROWS>>, lane: u32) {
   for (var r = 0u; r < FWD_ROWS; r++) { (*x)[r] = subgroupAdd((*x)[r]); }
 }
 
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> k: array<f32>;
-@group(0) @binding(3) var<storage, read> v: array<f32>;
-@group(0) @binding(4) var<storage, read> klen: array<u32>;
-@group(0) @binding(5) var<storage, read_write> out: array<f32>;
-@group(0) @binding(6) var<storage, read_write> lse: array<f32>;
-@group(0) @binding(7) var<storage, read> d_out: array<f32>;
-@group(0) @binding(8) var<storage, read_write> dq: array<f32>;
-@group(0) @binding(9) var<storage, read_write> dk: array<f32>;
-@group(0) @binding(10) var<storage, read_write> dv: array<f32>;
-// dq's buffer seen read-only by attention_bwd_dkdv: (lse, delta) at elements 0, 1 of each row.
-@group(0) @binding(11) var<storage, read> stats: array<f32>;
-@group(0) @binding(12) var<storage, read> saved_out: array<f32>;
-@group(0) @binding(13) var<storage, read> saved_lse: array<f32>;
-
 // Keys of batch b that exist: lk, or klen[b] when shorter.
 fn key_end(b: u32) -> u32 {
   if (HAS_KLEN) { return min(params.lk, klen[b]); }
@@ -113,10 +80,6 @@ fn key_stop(row0: u32, rows: u32, kend: u32) -> u32 {
   if (!CAUSAL) { return kend; }
   let last = i32(min(row0 + rows, params.lq)) - 1;
   return u32(clamp(last + params.causal_offset + 1, 0, i32(kend)));
-}
-
-fn visible(i: u32, j: u32, kend: u32) -> bool {
-  return i < params.lq && j < kend && (!CAUSAL || i32(j) <= i32(i) + params.causal_offset);
 }
 
 // The head dims a lane accumulates, clamped for loads (results past HEAD_DIM are not stored).
@@ -212,21 +175,6 @@ fn attention_fwd(@builtin(workgroup_id) wg: vec3u, inv: Lane) {
     }
     if (lane == 0u) { lse[(b * params.heads + h) * params.lq + i] = select(NEG_MAX, m[r] + log(total[r]), total[r] > 0.0); }
   }
-}
-
-// delta_i = dOut_i . out_i, stored with lse_i in elements 0 and 1 of dq's row i.
-@compute @workgroup_size(64)
-fn attention_bwd_prep(@builtin(global_invocation_id) gid: vec3u) {
-  let i = gid.x;
-  let h = gid.y;
-  let b = gid.z;
-  if (i >= params.lq) { return; }
-  let o_row = b * params.o_sb + h * params.o_sh + i * params.o_sl;
-  var delta = 0.0;
-  for (var d = 0u; d < HEAD_DIM; d++) { delta = fma(d_out[o_row + d], saved_out[o_row + d], delta); }
-  let q_row = b * params.q_sb + h * params.q_sh + i * params.q_sl;
-  dq[q_row] = saved_lse[(b * params.heads + h) * params.lq + i];
-  dq[q_row + 1u] = delta;
 }
 
 // dV_j = sum_i P_ij dOut_i;  dK_j = scale * sum_i dS_ij q_i;  dS_ij = P_ij (dOut_i . v_j - delta_i).
