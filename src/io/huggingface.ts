@@ -63,6 +63,19 @@ function parseIndex(source: ByteSource, json: unknown): Map<string, string> {
 }
 
 /**
+ * `open` for files a checkpoint cannot do without: a missing one is a CheckpointError saying
+ * why it is needed; each opened source is pushed to `opened` for the caller to close.
+ */
+export function requiredOpener(open: FileOpener, opened: ByteSource[]): (name: string, why: string) => Promise<ByteSource> {
+  return async (name, why) => {
+    const source = await open(name);
+    if (!source) throw new CheckpointError(`${name}: not found (${why})`, name);
+    opened.push(source);
+    return source;
+  };
+}
+
+/**
  * Read a Hugging Face Whisper checkpoint: `config.json` and `model.safetensors`, or (when there is
  * none, as transformers decides) `model.safetensors.index.json` and its shards. Every header is
  * read and checked against the config first (missing, unexpected, misshapen or wrongly typed
@@ -73,12 +86,7 @@ function parseIndex(source: ByteSource, json: unknown): Map<string, string> {
  */
 export async function readHfCheckpoint(open: FileOpener, opts: HfReadOptions = {}): Promise<LoadedCheckpoint> {
   const opened: ByteSource[] = [];
-  const openRequired = async (name: string, why: string): Promise<ByteSource> => {
-    const source = await open(name);
-    if (!source) throw new CheckpointError(`${name}: not found (${why})`, name);
-    opened.push(source);
-    return source;
-  };
+  const openRequired = requiredOpener(open, opened);
   try {
     const configSource = await openRequired(hfFileNames.config, 'a Hugging Face checkpoint needs its config.json');
     const configJson = await parseJsonFile(configSource);

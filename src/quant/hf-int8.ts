@@ -40,7 +40,7 @@
  */
 import { CheckpointError, ConfigError } from '../errors.js';
 import type { ByteSource, FileChunks, FileOpener } from '../io/byte-source.js';
-import { hfConfigText, hfFileNames } from '../io/huggingface.js';
+import { hfConfigText, hfFileNames, requiredOpener } from '../io/huggingface.js';
 import { readText } from '../io/byte-source.js';
 import {
   encodeSafetensorsEncoded, readableDtypes, readSafetensorsHeader, readSafetensorsTensor,
@@ -198,12 +198,7 @@ const shapeText = (shape: readonly number[]) => `[${shape.join(', ')}]`;
  */
 export async function readHfInt8Checkpoint(open: FileOpener): Promise<LoadedQuantizedCheckpoint> {
   const opened: ByteSource[] = [];
-  const openRequired = async (name: string, why: string): Promise<ByteSource> => {
-    const source = await open(name);
-    if (!source) throw new CheckpointError(`${name}: not found (${why})`, name);
-    opened.push(source);
-    return source;
-  };
+  const openRequired = requiredOpener(open, opened);
   try {
     const configSource = await openRequired(hfFileNames.config, 'a quantized checkpoint needs its config.json');
     let json: unknown;
