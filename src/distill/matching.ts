@@ -154,8 +154,9 @@ function monotonicMap(dd: DenseDistances, allowed: (r: number, c: number) => boo
  * - 'greedy': m(i) = argmin_j D[i, j] per layer, order not enforced.
  * With pinLast (default) the last student layer takes the last teacher layer. Ties go to the
  * lexicographically smallest map (greedy: the smallest j). Throws LayerMatchingError when no map
- * satisfies the constraints (for the monotonic strategies: more student than teacher layers, or
- * a window too narrow) or D holds a non-finite value; ConfigError for a bad option.
+ * satisfies the constraints (for 'fixed', 'dynamic' and 'window': more student than teacher
+ * layers; a window is never infeasible otherwise, as it always holds the fixed map) or D holds a
+ * non-finite value; ConfigError for a bad option.
  */
 export function matchLayers(distances: LayerDistances, opts: LayerMatchingOptions): LayerMatch {
   const dd = dense(distances);
