@@ -144,9 +144,10 @@ interface DelimitedRow {
 }
 
 /**
- * Rows of a CSV/TSV with a header line. Records whose quoting is malformed or whose field count
- * differs from the header's are skipped (after a quoting error csv-parse resumes at the next
- * record it can delimit, so a broken quote may take the rows it swallowed with it).
+ * Rows of a CSV/TSV with a header line. Rows whose field count differs from the header's are
+ * skipped. Stray quotes inside a field are kept as text (`relax_quotes`, as Python's csv module
+ * reads them); a quote that is never closed makes the rest of the file one broken field, which
+ * is skipped as one row starting at its first line.
  */
 function parseDelimited(
   text: string,
@@ -154,16 +155,25 @@ function parseDelimited(
   source: string,
   format: { delimiter: string; quoted: boolean; name: string },
 ): { header: string[]; rows: DelimitedRow[] } {
-  const records = parseCsv(text, {
+  const records: { record: string[]; line: number }[] = [];
+  let lastLine = 0; // the last line of the previous record, so a record's first line is lastLine + 1
+  parseCsv(text, {
     delimiter: format.delimiter,
     quote: format.quoted ? '"' : false,
+    relax_quotes: true,
     relax_column_count: true,
     skip_records_with_error: true,
-    on_skip: (err: CsvError | undefined) => {
-      if (err) builder.skip((err as CsvError & { lines: number }).lines, `malformed ${format.name} row: ${err.message}`);
+    on_record: (record: string[], context: Info) => {
+      records.push({ record, line: lastLine + 1 });
+      lastLine = context.lines;
+      return undefined;
     },
-    info: true,
-  }) as unknown as { record: string[]; info: Info }[];
+    on_skip: (err: CsvError | undefined) => {
+      if (err === undefined) return;
+      builder.skip(lastLine + 1, `malformed ${format.name} row: ${err.message}`);
+      lastLine = (err as CsvError & { lines: number }).lines;
+    },
+  });
   // A blank line parses as one empty field.
   const nonBlank = records.filter((r) => !(r.record.length === 1 && r.record[0]!.trim() === ''));
   const first = nonBlank[0];
@@ -171,9 +181,7 @@ function parseDelimited(
   const header = first.record.map((name) => name.trim());
   const columnIndex = new Map(header.map((name, i) => [name, i]));
   const rows: DelimitedRow[] = [];
-  for (const { record, info } of nonBlank.slice(1)) {
-    // info.lines is the record's last line; quoted fields may span lines before it.
-    const line = info.lines - record.reduce((n, field) => n + (field.match(/\n/g)?.length ?? 0), 0);
+  for (const { record, line } of nonBlank.slice(1)) {
     if (record.length !== header.length) {
       builder.skip(line, `row has ${record.length} field${record.length === 1 ? '' : 's'}, the header has ${header.length}`);
       continue;
