@@ -58,3 +58,8 @@ export * from './quant/weights.js';
 export * from './quant/hf-int8.js';
 export * from './quant/q8_0.js';
 export * from './quant/size.js';
+export * from './distill/matching.js';
+export * from './distill/tracker.js';
+export * from './distill/student-init.js';
+export * from './distill/schedule.js';
+export * from './distill/accumulation.js';

@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { Gpu } from '../gpu/gpu.js';
 import { DqwError } from '../errors.js';
+import { exportCommand } from './export.js';
 import { transcribeCommand } from './transcribe.js';
 
 const usage = `usage: dqw <command> [options]
@@ -9,7 +10,9 @@ const usage = `usage: dqw <command> [options]
 commands:
   info [--json]     the WebGPU adapter, the optional features obtained and the negotiated limits
   transcribe <audio...> --model <dir|file> [--language xx] [--task translate] [--beam n]
-                    [--format txt|vtt|srt|tsv|json] [--output dir]: transcripts of audio files
+                    [--no-timestamps] [--format txt|vtt|srt|tsv|json] [--output dir]: transcripts
+  export --model <dir|file> --format hf|ggml --output <path> [--quant none|int8|int4|q8_0]
+                    [--dtype f32|f16] [--teacher <dir|file>]: write a checkpoint, print its size
 `;
 
 /** `dqw info`: what the engine obtained from the adapter. */
@@ -34,7 +37,11 @@ async function info(argv: string[]): Promise<void> {
   }
 }
 
-const commands: Record<string, (argv: string[]) => Promise<void>> = { info, transcribe: (argv) => transcribeCommand(argv) };
+const commands: Record<string, (argv: string[]) => Promise<void>> = {
+  info,
+  transcribe: (argv) => transcribeCommand(argv),
+  export: (argv) => exportCommand(argv),
+};
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;

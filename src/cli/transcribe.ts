@@ -3,9 +3,8 @@
 // and write the transcript. A file that fails is reported and skipped; the exit code says whether
 // any did.
 import { readFile, stat, mkdir, writeFile } from 'node:fs/promises';
-import { basename, dirname, extname, join } from 'node:path';
+import { basename, extname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import cliProgress from 'cli-progress';
 import { readMelFilters } from '../audio/mel-filters.js';
 import { LogMelSpectrogram, N_FRAMES, N_SAMPLES } from '../audio/logmel.js';
 import { formatTranscript, TRANSCRIPT_FORMATS, type TranscriptFormat } from '../decode/format.js';
@@ -15,8 +14,7 @@ import { DqwError } from '../errors.js';
 import { Gpu } from '../gpu/gpu.js';
 import { readAudioFile16k } from '../io/audio-file.js';
 import { verifyKnownCheckpoint } from '../io/checksums.js';
-import type { LoadedCheckpoint, ProgressCallback } from '../io/huggingface.js';
-import { loadGgmlCheckpoint, loadHfCheckpoint } from '../io/node-files.js';
+import { ASSETS, loadCheckpoint, progressBar, type CommandIo } from './checkpoint.js';
 import { loadWhisperTokenizer } from '../io/text-assets.js';
 import { WhisperInference } from '../model/inference.js';
 import { WhisperWeights } from '../model/whisper.js';
@@ -33,14 +31,7 @@ export const transcribeUsage = `usage: dqw transcribe <audio...> --model <dir|fi
   --output <dir>       where transcripts go, as <audio name>.<fmt> (default .)
 `;
 
-/** Where the CLI's Whisper assets (tokenizer ranks, mel filters) are: assets/ of the package. */
-const ASSETS = new URL('../../assets/', import.meta.url);
 
-/** The streams the command writes to (the process's, or a test's). */
-export interface CommandIo {
-  stdout: NodeJS.WritableStream;
-  stderr: NodeJS.WritableStream & { isTTY?: boolean };
-}
 
 interface TranscribeArgs {
   files: string[];
@@ -89,20 +80,7 @@ function parseTranscribeArgs(argv: string[]): TranscribeArgs {
   };
 }
 
-/** A progress bar on `stream`: redrawn in place on a terminal, a line every 2 s (and at the end) otherwise. */
-function progressBar(stream: CommandIo['stderr'], format: string): cliProgress.SingleBar {
-  return new cliProgress.SingleBar({ stream, format, noTTYOutput: true, hideCursor: stream.isTTY === true, etaBuffer: 20 }, cliProgress.Presets.shades_classic);
-}
 
-/** A Hugging Face folder (or a file in one: config.json, *.safetensors), else a whisper.cpp ggml file. */
-async function loadCheckpoint(path: string, onProgress: ProgressCallback): Promise<LoadedCheckpoint> {
-  const info = await stat(path).catch(() => {
-    throw new DqwError(`--model ${path}: no such file or folder`);
-  });
-  if (info.isDirectory()) return loadHfCheckpoint(path, { onProgress });
-  if (basename(path) === 'config.json' || path.endsWith('.safetensors') || path.endsWith('.safetensors.index.json')) return loadHfCheckpoint(dirname(path), { onProgress });
-  return loadGgmlCheckpoint(path, { onProgress });
-}
 
 /** Our errors and Node's system errors (ENOENT, ...) by their message; anything else, a bug, with its stack. */
 function describeError(err: unknown): string {
@@ -121,17 +99,7 @@ const seconds = (frames: number) => (frames / 100).toFixed(1);
  */
 export async function transcribeCommand(argv: string[], io: CommandIo = { stdout: process.stdout, stderr: process.stderr }): Promise<void> {
   const args = parseTranscribeArgs(argv);
-  const loading = progressBar(io.stderr, 'loading model |{bar}| {percentage}% | {tensor}');
-  loading.start(1, 0, { tensor: '' });
-  let checkpoint: LoadedCheckpoint;
-  try {
-    checkpoint = await loadCheckpoint(args.model, (done, total, tensor) => {
-      loading.setTotal(total);
-      loading.update(done, { tensor });
-    });
-  } finally {
-    loading.stop();
-  }
+  const checkpoint = await loadCheckpoint(args.model, io.stderr);
   const checksum = (await stat(args.model)).isFile() ? await verifyKnownCheckpoint(args.model) : undefined;
   for (const warning of [...checkpoint.warnings, ...(checksum?.warning ? [checksum.warning] : [])]) io.stderr.write(`warning: ${warning}\n`);
   const config = checkpoint.config;

@@ -6,6 +6,8 @@ import { checkRange, type ByteSource, type FileChunks, type FileOpener } from '.
 import { ggmlCheckpointFile, readGgmlCheckpoint, type GgmlWriteOptions, type LoadedGgmlCheckpoint } from './ggml.js';
 import { hfCheckpointFiles, hfFileNames, readHfCheckpoint, type HfReadOptions, type HfWriteOptions, type LoadedCheckpoint, type ProgressCallback } from './huggingface.js';
 import type { WhisperCheckpoint } from './whisper-inventory.js';
+import type { WritableDtype } from './safetensors.js';
+import { hfInt8CheckpointFiles, readHfInt8Checkpoint, type LoadedQuantizedCheckpoint, type QuantizedCheckpoint } from '../quant/hf-int8.js';
 
 // Node's file system side of src/io: the parsers take ByteSources and produce FileChunks, these
 // functions connect them to files. Browsers use blobSource and concatChunks instead.
@@ -92,7 +94,25 @@ export function loadHfCheckpoint(dir: string, opts: HfReadOptions = {}): Promise
  * transformers prefers model.safetensors over an index. Returns the paths written.
  */
 export async function saveHfCheckpoint(dir: string, model: WhisperCheckpoint, opts: HfWriteOptions = {}): Promise<string[]> {
-  const files = hfCheckpointFiles(model, opts);
+  return writeHfFolder(dir, hfCheckpointFiles(model, opts));
+}
+
+/** Write a dq-whisper-int8 checkpoint folder, atomically per file. See {@link hfInt8CheckpointFiles}. */
+export async function saveHfInt8Checkpoint(dir: string, checkpoint: QuantizedCheckpoint, opts: { dtype?: WritableDtype } = {}): Promise<string[]> {
+  return writeHfFolder(dir, hfInt8CheckpointFiles(checkpoint, opts));
+}
+
+/** Read a dq-whisper-int8 checkpoint folder. See {@link readHfInt8Checkpoint}. */
+export function loadHfInt8Checkpoint(dir: string): Promise<LoadedQuantizedCheckpoint> {
+  return readHfInt8Checkpoint(directoryOpener(dir));
+}
+
+/**
+ * Write Hugging Face checkpoint files into `dir` (created if needed), each atomically, then
+ * remove weight files of an earlier save that this one does not have (a sharded save replaced by
+ * a single file, or fewer shards), so the folder holds one consistent checkpoint.
+ */
+async function writeHfFolder(dir: string, files: readonly FileChunks[]): Promise<string[]> {
   await mkdir(dir, { recursive: true });
   const written: string[] = [];
   for (const file of files) {
