@@ -21,9 +21,9 @@ export interface BatcherOptions {
    */
   readonly length?: (example: TrainingExample) => number;
   /**
-   * How many batches' worth of length-sorted examples form one pool, inside which languages are
-   * spread evenly over the batches. 1 keeps batch lengths tightest; more mixes languages and
-   * lengths more. Default 4.
+   * How many batches' worth of length-sorted examples form one pool, whose languages are dealt
+   * evenly over its batches. 1 keeps batch lengths tightest; more mixes languages (and lengths)
+   * more. Default 4.
    */
   readonly poolBatches?: number;
 }
@@ -65,9 +65,9 @@ function shuffleInPlace<T>(items: T[], rng: Rng): T[] {
 /**
  * Deterministic, resumable batches for training. Each epoch: examples are sorted by length (ties
  * in a per-epoch random order); the sorted list is cut into pools of `poolBatches` batches'
- * worth; inside a pool, each language's examples are spread evenly along the pool (so every
- * batch mixes the languages present) and the pool is cut into batches within `maxExamples` and
- * `maxPaddedLength`; finally all batches of the epoch are shuffled. Epoch e's batches depend
+ * worth; each pool is dealt into batches within `maxExamples` and `maxPaddedLength` so that
+ * every batch holds an even share of each language in the pool; finally all batches of the
+ * epoch are shuffled. Epoch e's batches depend
  * only on (examples, options, seed, e), so {@link Batcher.fromState} resumes exactly.
  */
 export class Batcher {
@@ -149,7 +149,7 @@ export class Batcher {
     // Stable sort: equal lengths keep the epoch's random order.
     order.sort((a, b) => this.lengths[a]! - this.lengths[b]!);
     const batches: number[][] = [];
-    for (const pool of this.cut(order, this.poolBatches)) batches.push(...this.cut(this.spreadLanguages(pool, rng), 1));
+    for (const pool of this.cut(order, this.poolBatches)) batches.push(...this.dealPool(pool, rng));
     return shuffleInPlace(batches, rng);
   }
 
@@ -166,7 +166,7 @@ export class Batcher {
     return seed;
   }
 
-  /** Cuts `order` greedily into runs within `scale` times the batch limits. */
+  /** Cuts length-sorted `order` greedily into pools within `scale` times the batch limits. */
   private cut(order: readonly number[], scale: number): number[][] {
     const runs: number[][] = [];
     let run: number[] = [];
@@ -187,22 +187,27 @@ export class Batcher {
   }
 
   /**
-   * Reorders a pool so each language's examples sit at evenly spaced positions (the k-th of n
-   * examples of a language at fraction (k + ½)/n of the pool), in random order within a language
-   * and between ties; consecutive batches cut from it then each hold a share of every language.
+   * Splits a pool into the fewest batches within the limits (sized for the pool's longest
+   * example) and deals its examples to them like cards: languages in random order, each
+   * language's examples shuffled, example k to batch k mod B. Every batch then holds
+   * floor(n/B) or ceil(n/B) of a language with n examples in the pool, and sizes differ by at most one.
    */
-  private spreadLanguages(pool: readonly number[], rng: Rng): number[] {
-    const shuffled = shuffleInPlace([...pool], rng);
-    const counts = new Map<string, number>();
-    for (const i of shuffled) counts.set(this.examples[i]!.language, (counts.get(this.examples[i]!.language) ?? 0) + 1);
-    const seen = new Map<string, number>();
-    const keyed = shuffled.map((i, position) => {
+  private dealPool(pool: readonly number[], rng: Rng): number[][] {
+    const longest = Math.max(...pool.map((i) => this.lengths[i]!));
+    const fitting = longest > 0 ? Math.floor(this.maxPaddedLength / longest) : Infinity;
+    const perBatch = Math.max(1, Math.min(this.maxExamples, fitting, pool.length));
+    const batches: number[][] = Array.from({ length: Math.ceil(pool.length / perBatch) }, () => []);
+    const byLanguage = new Map<string, number[]>();
+    for (const i of pool) {
       const language = this.examples[i]!.language;
-      const rank = seen.get(language) ?? 0;
-      seen.set(language, rank + 1);
-      return { i, key: (rank + 0.5) / counts.get(language)!, position };
-    });
-    keyed.sort((a, b) => a.key - b.key || a.position - b.position);
-    return keyed.map((k) => k.i);
+      const list = byLanguage.get(language);
+      if (list) list.push(i);
+      else byLanguage.set(language, [i]);
+    }
+    let k = 0;
+    for (const language of shuffleInPlace([...byLanguage.keys()].sort(), rng)) {
+      for (const i of shuffleInPlace(byLanguage.get(language)!, rng)) batches[k++ % batches.length]!.push(i);
+    }
+    return batches;
   }
 }
