@@ -63,3 +63,7 @@ export * from './distill/tracker.js';
 export * from './distill/student-init.js';
 export * from './distill/schedule.js';
 export * from './distill/accumulation.js';
+export * from './data/examples.js';
+export * from './data/manifests.js';
+export * from './data/audio-loader.js';
+export * from './data/batcher.js';
