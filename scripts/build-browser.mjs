@@ -63,6 +63,9 @@ const result = await esbuild.build({
   legalComments: 'linked',
   logLevel: 'warning',
   plugins: [guardNodeImports],
+  // ogg-opus-decoder imports its 4 MB neural speech enhancer only when asked for it
+  // (speechQualityEnhancement 'lace'/'nolace'); src/audio never asks, so it stays out.
+  external: ['@wasm-audio-decoders/opus-ml'],
 }).catch(() => null); // esbuild has already printed the errors with their locations
 if (!result) {
   console.error('build-browser: failed (see the errors above)');
