@@ -18,45 +18,13 @@
 // of 8 invocations computes an 8-row x 64-column tile straight from global memory, each
 // invocation 8 rows x 8 columns (columns 8 apart, so the 8 lanes read adjacent addresses).
 // No workgroup memory or barriers: on lavapipe every load is gathered lane by lane, so what
-// counts is loads per FMA (16 per 64 here); see bench/lab/matmul/RESULTS.md.
+// counts is loads per FMA (16 per 64 here); see bench/lab/matmul/RESULTS.md. Devices with
+// subgroups of at least 8 lanes run shaders/matmul_subgroups.wgsl instead (src/kernels/matmul.ts).
 
-alias S = f32;
-
-struct Params {
-  M: u32, N: u32, K: u32, batch: u32,
-  stride_a: u32, stride_b: u32, stride_c: u32,
-  // 1 adds into C instead of overwriting it (gradient accumulation).
-  accumulate: u32,
-  // 2^(bits-1) - 1 of the fake quantization of A and B (read only with QUANT_A / QUANT_B).
-  qmax_a: f32, qmax_b: f32,
-}
-
-override TRANS_A: bool = false;
-override TRANS_B: bool = false;
-override HAS_BIAS: bool = false;
-override GELU: bool = false;
-override QUANT_A: bool = false;
-override QUANT_B: bool = false;
-
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> a: array<S>;
-@group(0) @binding(2) var<storage, read> b: array<S>;
-@group(0) @binding(3) var<storage, read> bias: array<S>;
-@group(0) @binding(4) var<storage, read_write> c: array<f32>;
-// Fake-quant scales per stored row of A and of B (per batch entry when that operand is batched).
-@group(0) @binding(5) var<storage, read> scale_a: array<f32>;
-@group(0) @binding(6) var<storage, read> scale_b: array<f32>;
+// #include "lib/matmul.wgsl"
 
 const R: u32 = 8u;  // rows per workgroup (and per invocation)
 const C: u32 = 8u;  // columns per invocation, 8 apart: a workgroup covers 8 * C columns
-
-alias Erf = f32;
-// #include "lib/gelu.wgsl"
-
-/** clamp(round(x / s), -qmax, qmax) * s; a scale s <= 0 (all-zero row) gives 0, never NaN. */
-fn fake_quant(x: f32, s: f32, qmax: f32) -> f32 {
-  return clamp(round(x / select(1.0, s, s > 0.0)), -qmax, qmax) * max(s, 0.0);
-}
 
 @compute @workgroup_size(8, 1, 1)
 fn matmul(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
@@ -65,9 +33,8 @@ fn matmul(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: v
   let K = params.K;
   let base_a = wg.z * params.stride_a;
   let base_b = wg.z * params.stride_b;
-  // Scale vectors hold one entry per stored row of each batch entry of a batched operand.
-  let scale_base_a = select(0u, wg.z * select(M, K, TRANS_A), params.stride_a != 0u);
-  let scale_base_b = select(0u, wg.z * select(K, N, TRANS_B), params.stride_b != 0u);
+  let sbase_a = scale_base_a(wg.z);
+  let sbase_b = scale_base_b(wg.z);
   // Rows and columns past the edge are clamped to the last one (computed, never stored), so
   // the k loop has no bounds checks.
   var row: array<u32, R>;
@@ -77,27 +44,22 @@ fn matmul(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: v
   var s_col: array<f32, C>;
   for (var i = 0u; i < R; i++) {
     row[i] = min(wg.y * R + i, M - 1u);
-    if (QUANT_A && !TRANS_A) { s_row[i] = scale_a[scale_base_a + row[i]]; }
+    if (QUANT_A && !TRANS_A) { s_row[i] = scale_a[sbase_a + row[i]]; }
   }
   for (var j = 0u; j < C; j++) {
     col[j] = min(wg.x * 8u * C + j * 8u + lid.x, N - 1u);
-    if (QUANT_B && TRANS_B) { s_col[j] = scale_b[scale_base_b + col[j]]; }
+    if (QUANT_B && TRANS_B) { s_col[j] = scale_b[sbase_b + col[j]]; }
   }
   var acc: array<array<f32, C>, R>;
   for (var k = 0u; k < K; k++) {
     var s_k_a = 0.0;
     var s_k_b = 0.0;
-    if (QUANT_A && TRANS_A) { s_k_a = scale_a[scale_base_a + k]; }
-    if (QUANT_B && !TRANS_B) { s_k_b = scale_b[scale_base_b + k]; }
+    if (QUANT_A && TRANS_A) { s_k_a = scale_a[sbase_a + k]; }
+    if (QUANT_B && !TRANS_B) { s_k_b = scale_b[sbase_b + k]; }
     var bv: array<f32, C>;
-    for (var j = 0u; j < C; j++) {
-      if (TRANS_B) { bv[j] = f32(b[base_b + col[j] * K + k]); } else { bv[j] = f32(b[base_b + k * N + col[j]]); }
-      if (QUANT_B) { bv[j] = fake_quant(bv[j], select(s_k_b, s_col[j], TRANS_B), params.qmax_b); }
-    }
+    for (var j = 0u; j < C; j++) { bv[j] = load_b(base_b, k, col[j], select(s_k_b, s_col[j], TRANS_B)); }
     for (var i = 0u; i < R; i++) {
-      var av: f32;
-      if (TRANS_A) { av = f32(a[base_a + k * M + row[i]]); } else { av = f32(a[base_a + row[i] * K + k]); }
-      if (QUANT_A) { av = fake_quant(av, select(s_row[i], s_k_a, TRANS_A), params.qmax_a); }
+      let av = load_a(base_a, row[i], k, select(s_row[i], s_k_a, TRANS_A));
       for (var j = 0u; j < C; j++) { acc[i][j] = fma(av, bv[j], acc[i][j]); }
     }
   }
@@ -107,13 +69,7 @@ fn matmul(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: v
     if (m >= M) { break; }
     for (var j = 0u; j < C; j++) {
       let n = wg.x * 8u * C + j * 8u + lid.x;
-      if (n >= N) { continue; }
-      var v = acc[i][j];
-      if (HAS_BIAS) { v += f32(bias[n]); }
-      if (GELU) { v = gelu_erf(v); }
-      let idx = base_c + m * N + n;
-      if (params.accumulate != 0u) { v += c[idx]; }
-      c[idx] = v;
+      if (n < N) { store_c(base_c, m, n, acc[i][j]); }
     }
   }
 }

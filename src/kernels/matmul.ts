@@ -39,9 +39,22 @@ export interface MatmulOptions {
   label?: string;
 }
 
-/** Rows and columns of one workgroup's output tile (shaders/matmul.wgsl R and 8 * C). */
-const tileRows = 8;
-const tileCols = 64;
+/** A matmul kernel file and the output tile one of its workgroups computes (its R and 8 * C). */
+interface MatmulVariant {
+  shader: 'matmul' | 'matmul_subgroups';
+  tileRows: number;
+  tileCols: number;
+}
+
+/**
+ * The subgroup kernel (about 2x faster on lavapipe, bench/lab/matmul/RESULTS.md) where the
+ * device has subgroups of at least 8 lanes, which it needs for its 8-invocation workgroup to be
+ * one subgroup; else the plain one.
+ */
+function pickVariant(gpu: Gpu): MatmulVariant {
+  if (gpu.features.subgroups && (gpu.subgroupMinSize ?? 0) >= 8) return { shader: 'matmul_subgroups', tileRows: 32, tileCols: 32 };
+  return { shader: 'matmul', tileRows: 8, tileCols: 64 };
+}
 
 // Each Gpu's stand-in for the scale bindings of a dispatch without fake quantization (the
 // bindings exist in the WGSL either way and must hold f32, which `a` may not).
@@ -94,9 +107,10 @@ export function matmul(rec: Recorder, a: Tensor, b: Tensor, out: Tensor, opts: M
   checkQuant(opts.quantB, b, bb, br);
   const f16 = a.dtype === 'f16';
   const unused = unusedScale(rec.gpu);
+  const variant = pickVariant(rec.gpu);
   rec.dispatch(
     {
-      shader: 'matmul',
+      shader: variant.shader,
       entry: 'matmul',
       ...(f16 ? { variant: { enable: ['f16'], aliases: { S: 'f16' } } } : {}),
       constants: {
@@ -124,7 +138,7 @@ export function matmul(rec: Recorder, a: Tensor, b: Tensor, out: Tensor, opts: M
         qmax_b: opts.quantB ? quantMax(opts.quantB.bits) : 0,
       },
       sizes: { a: numel(a.shape), b: numel(b.shape), c: batch * M * N },
-      workgroups: [Math.ceil(N / tileCols), Math.ceil(M / tileRows), batch],
+      workgroups: [Math.ceil(N / variant.tileCols), Math.ceil(M / variant.tileRows), batch],
       // Useful work: the product, plus 4 operations (divide, round, clamp, multiply) per
       // fake-quantized operand element (the kernel redoes them per tile; that is not counted).
       flops: 2 * batch * M * N * K + 4 * ((opts.quantA ? numel(a.shape) : 0) + (opts.quantB ? numel(b.shape) : 0)),

@@ -3,13 +3,15 @@
 //   npx tsx bench/lab/matmul/run.ts [--only v1,v3] [--shapes square,fc1] [--repeat 5] [--no-tfjs] [--no-check]
 // Every version has matmul.wgsl's interface (Params uniform, a, b, bias, c; TRANS_A/TRANS_B/
 // HAS_BIAS/GELU overrides; entry `matmul`) and a first line `// lab: TM=<rows> TN=<cols> ...`
-// giving the output tile one workgroup computes, from which the grid is sized.
-import { readdirSync, readFileSync } from 'node:fs';
+// giving the output tile one workgroup computes, from which the grid is sized. A line that also
+// has source=<shader> times the engine's shaders/<shader>.wgsl (a wired-in winner), whose fake-
+// quant scale bindings get stand-ins here.
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Gpu } from '../../../src/gpu/gpu.js';
 import { matmulRef } from '../../../test/ref/matmul.js';
+import { loadVersions } from '../lab.js';
 import { startTfjs } from '../../compare.js';
 
 const { values: args } = parseArgs({
@@ -46,16 +48,13 @@ interface Version {
 }
 
 const dir = dirname(fileURLToPath(import.meta.url));
-const versions: Version[] = readdirSync(dir)
-  .filter((f) => /^v\d+\.wgsl$/.test(f))
-  .sort((x, y) => Number(x.slice(1, -5)) - Number(y.slice(1, -5)))
-  .map((f) => {
-    const source = readFileSync(join(dir, f), 'utf8');
-    const head = /^\/\/ lab: TM=(\d+) TN=(\d+)\s*(.*)$/m.exec(source);
-    if (!head) throw new Error(`${f}: first line must be "// lab: TM=<rows> TN=<cols> <note>"`);
-    return { name: f.slice(0, -5), TM: Number(head[1]), TN: Number(head[2]), source, note: head[3] ?? '' };
-  })
-  .filter((v) => !args.only || args.only.split(',').includes(v.name));
+const versions: Version[] = loadVersions(dir, ['TM', 'TN'], args.only).map((v) => ({
+  name: v.name,
+  TM: Number(v.params.TM),
+  TN: Number(v.params.TN),
+  source: v.source,
+  note: v.note,
+}));
 
 const gpu = await Gpu.create();
 const device = gpu.device;
@@ -96,11 +95,13 @@ interface Problem {
 
 /** Bind buffers for one problem; returns a function recording one dispatch into a pass. */
 function bind(v: Version, pipeline: GPUComputePipeline, p: Problem, a: GPUBuffer, b: GPUBuffer, bias: GPUBuffer, c: GPUBuffer) {
-  const u = device.createBuffer({ size: 32, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-  device.queue.writeBuffer(u, 0, new Uint32Array([p.M, p.N, p.K, 1, 0, 0, p.M * p.N, 0]));
+  // 48 bytes fit the engine's Params too (its qmax_a, qmax_b stay 0: no fake quantization).
+  const u = device.createBuffer({ size: 48, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+  device.queue.writeBuffer(u, 0, new Uint32Array([p.M, p.N, p.K, 1, 0, 0, p.M * p.N, 0, 0, 0, 0, 0]));
+  const scales = v.source.includes('scale_a') ? [storage(1), storage(1)] : [];
   const group = device.createBindGroup({
     layout: pipeline.getBindGroupLayout(0),
-    entries: [u, a, b, bias, c].map((buffer, binding) => ({ binding, resource: { buffer } })),
+    entries: [u, a, b, bias, c, ...scales].map((buffer, binding) => ({ binding, resource: { buffer } })),
   });
   return (pass: GPUComputePassEncoder) => {
     pass.setPipeline(pipeline);
