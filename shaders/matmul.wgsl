@@ -22,6 +22,8 @@
 // subgroups of at least 8 lanes run shaders/matmul_subgroups.wgsl instead (src/kernels/matmul.ts).
 
 // #include "lib/matmul.wgsl"
+alias Erf = f32;
+// #include "lib/gelu.wgsl"
 
 const R: u32 = 8u;  // rows per workgroup (and per invocation)
 const C: u32 = 8u;  // columns per invocation, 8 apart: a workgroup covers 8 * C columns

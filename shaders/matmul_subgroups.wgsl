@@ -15,6 +15,8 @@ enable subgroups;
 // every load is gathered lane by lane and that ratio is what counts (RESULTS.md there).
 
 // #include "lib/matmul.wgsl"
+alias Erf = f32;
+// #include "lib/gelu.wgsl"
 
 const R: u32 = 32u;  // rows per workgroup (and per invocation), a multiple of the 8 lanes
 const C: u32 = 4u;   // columns per invocation, 8 apart: a workgroup covers 8 * C columns

@@ -1,7 +1,8 @@
 // What the `matmul` entry points of shaders/matmul.wgsl (plain) and
 // shaders/matmul_subgroups.wgsl share: storage type, uniform struct, override constants,
 // bindings (the host binds both variants alike), the fake-quant operand loads and the output
-// epilogue. Pulled in with `// #include "lib/matmul.wgsl"` (scripts/bundle-shaders.mjs).
+// epilogue. Pulled in with `// #include "lib/matmul.wgsl"` (scripts/bundle-shaders.mjs); the
+// including file also includes lib/gelu.wgsl (with `alias Erf = f32;`) for store_c's GELU.
 
 alias S = f32;
 
@@ -29,9 +30,6 @@ override QUANT_B: bool = false;
 // Fake-quant scales per stored row of A and of B (per batch entry when that operand is batched).
 @group(0) @binding(5) var<storage, read> scale_a: array<f32>;
 @group(0) @binding(6) var<storage, read> scale_b: array<f32>;
-
-alias Erf = f32;
-// #include "lib/gelu.wgsl"
 
 /** clamp(round(x / s), -qmax, qmax) * s; a scale s <= 0 (all-zero row) gives 0, never NaN. */
 fn fake_quant(x: f32, s: f32, qmax: f32) -> f32 {
