@@ -111,6 +111,15 @@ export class Gpu {
     return size !== undefined && size > 0 ? size : undefined;
   }
 
+  /**
+   * Whether a workgroup of `invocations` invocations is guaranteed to be one subgroup (subgroups
+   * enabled and at least that wide), as the subgroup kernel variants that exchange values by
+   * shuffles or reduce with one subgroup operation require.
+   */
+  workgroupIsOneSubgroup(invocations: number): boolean {
+    return this.features.subgroups && (this.subgroupMinSize ?? 0) >= invocations;
+  }
+
   /** A new uninitialised tensor from the pool. Call `free` when done. */
   empty(shape: readonly number[], dtype: DType = 'f32', label = 'tensor'): Tensor {
     const bytes = byteSize({ dtype, shape });

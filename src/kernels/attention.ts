@@ -77,7 +77,7 @@ function plainWorkgroupBytes(rows: number, headDim: number): number {
  * workgroup are 16 (head dims up to 77, so 64) or 8 (up to 121) within 16 KiB of workgroup memory.
  */
 function pickVariant(rec: Recorder, D: number, q: Tensor, what: string): Variant {
-  if (rec.gpu.features.subgroups && (rec.gpu.subgroupMinSize ?? 0) >= 8) {
+  if (rec.gpu.workgroupIsOneSubgroup(8)) {
     if (D > SUBGROUP_MAX_HEAD_DIM) throw new ShapeError(`${what}: head dim ${D} of "${q.label}" is above the ${SUBGROUP_MAX_HEAD_DIM} supported`);
     return { shader: 'attention_subgroups', tiles: { fwd: 16, dkdv: 8, dq: 16 }, constants: {} };
   }

@@ -52,7 +52,7 @@ interface MatmulVariant {
  * one subgroup; else the plain one.
  */
 function pickVariant(gpu: Gpu): MatmulVariant {
-  if (gpu.features.subgroups && (gpu.subgroupMinSize ?? 0) >= 8) return { shader: 'matmul_subgroups', tileRows: 32, tileCols: 32 };
+  if (gpu.workgroupIsOneSubgroup(8)) return { shader: 'matmul_subgroups', tileRows: 32, tileCols: 32 };
   return { shader: 'matmul', tileRows: 8, tileCols: 64 };
 }
 

@@ -25,8 +25,6 @@ export interface RowLanes {
   oneSubgroup: boolean;
 }
 
-const rowLanesByGpu = new WeakMap<Gpu, RowLanes>();
-
 /**
  * Invocations per workgroup of the row kernels (layer norm, softmax, the row losses, rowSum and
  * rowMax): the adapter's smallest subgroup size, at most 64 (lavapipe: 8, one SIMD vector; GPUs:
@@ -36,15 +34,10 @@ const rowLanesByGpu = new WeakMap<Gpu, RowLanes>();
  * subgroup sizes the row kernels use 32 invocations and the multi-subgroup reduction.
  */
 export function rowLanes(gpu: Gpu): RowLanes {
-  let lanes = rowLanesByGpu.get(gpu);
-  if (!lanes) {
-    const minSize = gpu.subgroupMinSize;
-    // Subgroup sizes are powers of two; the plain tree needs one too.
-    const size = minSize !== undefined ? 2 ** Math.floor(Math.log2(Math.min(minSize, MAX_ROW_LANES))) : DEFAULT_ROW_LANES;
-    lanes = { lanes: size, oneSubgroup: minSize !== undefined && gpu.features.subgroups };
-    rowLanesByGpu.set(gpu, lanes);
-  }
-  return lanes;
+  const minSize = gpu.subgroupMinSize;
+  // Subgroup sizes are powers of two; the plain tree needs one too.
+  const lanes = minSize !== undefined ? 2 ** Math.floor(Math.log2(Math.min(minSize, MAX_ROW_LANES))) : DEFAULT_ROW_LANES;
+  return { lanes, oneSubgroup: gpu.workgroupIsOneSubgroup(lanes) };
 }
 
 /** What a row-kernel dispatch needs besides its bindings; spread into the KernelSpec and args. */
