@@ -1,11 +1,13 @@
 // What the dqw commands share: their output streams, progress bars, the package's Whisper assets
 // and loading a checkpoint from a path that may be either format.
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import cliProgress from 'cli-progress';
+import { readMelFilters, type MelFilters } from '../audio/mel-filters.js';
 import { DqwError } from '../errors.js';
 import type { LoadedCheckpoint, ProgressCallback } from '../io/huggingface.js';
 import { loadGgmlCheckpoint, loadHfCheckpoint } from '../io/node-files.js';
+import type { WhisperConfig } from '../model/config.js';
 
 /** The streams the command writes to (the process's, or a test's). */
 export interface CommandIo {
@@ -14,7 +16,23 @@ export interface CommandIo {
 }
 
 /** Where the CLI's Whisper assets (tokenizer ranks, mel filters) are: assets/ of the package. */
-export const ASSETS = new URL('../../assets/', import.meta.url);
+const ASSETS = new URL('../../assets/', import.meta.url);
+
+/**
+ * Path of the tokenizer ranks for `config`, by OpenAI's rule: vocabularies of 51865 tokens and
+ * more are multilingual, smaller ones English-only (gpt2).
+ */
+export function tokenizerRanksPath(config: WhisperConfig): string {
+  return new URL(config.vocab_size >= 51865 ? 'multilingual.tiktoken' : 'gpt2.tiktoken', ASSETS).pathname;
+}
+
+/** The mel filterbank of `config`'s num_mel_bins from the package's mel_filters.npz. */
+export async function loadMelFilters(config: WhisperConfig): Promise<MelFilters> {
+  const file = new URL('mel_filters.npz', ASSETS).pathname;
+  const filters = readMelFilters(new Uint8Array(await readFile(file)), file).get(config.num_mel_bins);
+  if (!filters) throw new DqwError(`${file} has no filterbank of ${config.num_mel_bins} mel bins (the model's num_mel_bins)`);
+  return filters;
+}
 
 /** A progress bar on `stream`: redrawn in place on a terminal, a line every 2 s (and at the end) otherwise. */
 export function progressBar(stream: CommandIo['stderr'], format: string): cliProgress.SingleBar {

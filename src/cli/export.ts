@@ -3,7 +3,6 @@
 // teacher's float32 bytes, the way the paper's table reports models.
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { readMelFilters } from '../audio/mel-filters.js';
 import { DqwError } from '../errors.js';
 import { ggmlVocabFromTiktoken, type GgmlFileType } from '../io/ggml.js';
 import { saveGgmlCheckpoint, saveHfCheckpoint, saveHfInt8Checkpoint } from '../io/node-files.js';
@@ -12,7 +11,7 @@ import type { WhisperConfig } from '../model/config.js';
 import { quantizeCheckpoint } from '../quant/hf-int8.js';
 import { formatSizeTable, sizeTable, type SizedModel } from '../quant/size.js';
 import { fullQuantizationPlan, type QuantizationPlan } from '../quant/weights.js';
-import { ASSETS, loadCheckpoint, type CommandIo } from './checkpoint.js';
+import { loadCheckpoint, loadMelFilters, tokenizerRanksPath, type CommandIo } from './checkpoint.js';
 
 export const exportUsage = `usage: dqw export --model <dir|file> --format hf|ggml --output <path> [options]
 
@@ -85,10 +84,8 @@ export async function exportCommand(argv: string[], io: CommandIo = { stdout: pr
     if (plan) await saveHfInt8Checkpoint(args.output, quantizeCheckpoint(model, plan), { dtype: floatDtype });
     else await saveHfCheckpoint(args.output, model, { dtype: floatDtype });
   } else {
-    const filterFile = new URL('mel_filters.npz', ASSETS).pathname;
-    const filters = readMelFilters(new Uint8Array(await readFile(filterFile)), filterFile).get(model.config.num_mel_bins);
-    if (!filters) throw new DqwError(`${filterFile} has no filterbank of ${model.config.num_mel_bins} mel bins (the model's num_mel_bins)`);
-    const rankFile = new URL(model.config.vocab_size >= 51865 ? 'multilingual.tiktoken' : 'gpt2.tiktoken', ASSETS).pathname;
+    const filters = await loadMelFilters(model.config);
+    const rankFile = tokenizerRanksPath(model.config);
     const vocab = ggmlVocabFromTiktoken(await readFile(rankFile, 'utf8'), rankFile);
     const fileType: GgmlFileType = args.quant === 'q8_0' ? 'q8_0' : args.dtype;
     await saveGgmlCheckpoint(args.output, model, { fileType, melFilters: { n_mel: filters.nMels, n_fft: filters.data.length / filters.nMels, data: filters.data }, vocab });

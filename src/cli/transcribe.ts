@@ -2,10 +2,9 @@
 // audio file decode, compute the log-mel on the GPU, transcribe long-form with KV-cache decoding
 // and write the transcript. A file that fails is reported and skipped; the exit code says whether
 // any did.
-import { readFile, stat, mkdir, writeFile } from 'node:fs/promises';
+import { stat, mkdir, writeFile } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { readMelFilters } from '../audio/mel-filters.js';
 import { LogMelSpectrogram, N_FRAMES, N_SAMPLES } from '../audio/logmel.js';
 import { formatTranscript, TRANSCRIPT_FORMATS, type TranscriptFormat } from '../decode/format.js';
 import { GpuDecoderBackend } from '../decode/gpu-backend.js';
@@ -14,7 +13,7 @@ import { DqwError } from '../errors.js';
 import { Gpu } from '../gpu/gpu.js';
 import { readAudioFile16k } from '../io/audio-file.js';
 import { verifyKnownCheckpoint } from '../io/checksums.js';
-import { ASSETS, loadCheckpoint, progressBar, type CommandIo } from './checkpoint.js';
+import { loadCheckpoint, loadMelFilters, progressBar, tokenizerRanksPath, type CommandIo } from './checkpoint.js';
 import { loadWhisperTokenizer } from '../io/text-assets.js';
 import { WhisperInference } from '../model/inference.js';
 import { WhisperWeights } from '../model/whisper.js';
@@ -104,13 +103,9 @@ export async function transcribeCommand(argv: string[], io: CommandIo = { stdout
   for (const warning of [...checkpoint.warnings, ...(checksum?.warning ? [checksum.warning] : [])]) io.stderr.write(`warning: ${warning}\n`);
   const config = checkpoint.config;
 
-  // OpenAI's rule: vocabularies of 51865 tokens and more are multilingual (gpt2.tiktoken otherwise).
-  const rankFile = config.vocab_size >= 51865 ? 'multilingual.tiktoken' : 'gpt2.tiktoken';
-  const tokenizer = await loadWhisperTokenizer(new URL(rankFile, ASSETS).pathname, { vocabSize: config.vocab_size });
+  const tokenizer = await loadWhisperTokenizer(tokenizerRanksPath(config), { vocabSize: config.vocab_size });
   if (args.language !== undefined) tokenizer.languageToken(args.language);
-  const filterFile = new URL('mel_filters.npz', ASSETS).pathname;
-  const filters = readMelFilters(new Uint8Array(await readFile(filterFile)), filterFile).get(config.num_mel_bins);
-  if (!filters) throw new DqwError(`${filterFile} has no filterbank of ${config.num_mel_bins} mel bins (the model's num_mel_bins)`);
+  const filters = await loadMelFilters(config);
 
   const gpu = await Gpu.create();
   const weights = WhisperWeights.upload(gpu, config, checkpoint.weights, checkpoint.files.join(', '));
