@@ -5,4 +5,4 @@ export * from './io/node-files.js';
 export * from './io/checksums.js';
 export * from './io/text-assets.js';
 export * from './io/audio-file.js';
-export * from './data/manifest-files.js';
+export * from './io/manifest-files.js';

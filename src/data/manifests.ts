@@ -1,5 +1,5 @@
 // Manifest parsers: text (or bytes) in, examples and skipped rows out. No file system here, so
-// browsers feed them fetched text; src/data/manifest-files.ts connects them to files under Node.
+// browsers feed them fetched text; src/io/manifest-files.ts connects them to files under Node.
 // CSV and TSV go through csv-parse's browser build (plain ESM, no Node built-ins): Common Voice
 // sentences and Hugging Face metadata contain quotes, commas and multi-line fields that hand
 // splitting gets wrong.

@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadExampleAudio } from '../../src/data/audio-loader.js';
-import { loadExampleAudioFile, readJsonlManifest } from '../../src/data/manifest-files.js';
+import { loadExampleAudioFile, readJsonlManifest } from '../../src/io/manifest-files.js';
 import { sampleAudio, sampleLines, tempDir } from './fixtures.js';
 
 const dir = await tempDir();

@@ -5,7 +5,7 @@ import { ConfigError } from '../../src/errors.js';
 import { WHISPER_LANGUAGES } from '../../src/text/languages.js';
 import { ManifestError, manifestLanguage } from '../../src/data/examples.js';
 import { parseAudioFolderCsv, parseCommonVoiceTsv, parseJsonlManifest } from '../../src/data/manifests.js';
-import { readAudioFolder, readCommonVoice, readJsonlManifest } from '../../src/data/manifest-files.js';
+import { readAudioFolder, readCommonVoice, readJsonlManifest } from '../../src/io/manifest-files.js';
 import { sampleAudio, sampleLines, samplesManifest, tempDir } from './fixtures.js';
 
 const dir = await tempDir();

@@ -1,9 +1,9 @@
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { readAudioFile16k } from '../io/audio-file.js';
-import { loadExampleAudio, type ExampleAudio } from './audio-loader.js';
-import { ManifestError, type ManifestContents, type SkippedRow, type TrainingExample } from './examples.js';
-import { parseAudioFolderCsv, parseCommonVoiceTsv, parseJsonlManifest } from './manifests.js';
+import { readAudioFile16k } from './audio-file.js';
+import { loadExampleAudio, type ExampleAudio } from '../data/audio-loader.js';
+import { ManifestError, type ManifestContents, type SkippedRow, type TrainingExample } from '../data/examples.js';
+import { parseAudioFolderCsv, parseCommonVoiceTsv, parseJsonlManifest } from '../data/manifests.js';
 
 // Node's file side of src/data: reads manifests and checks that their audio files exist.
 
