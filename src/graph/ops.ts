@@ -2,12 +2,13 @@
 // the gradient rule that adds the nodes of its backward (llm.c style: forward and backward of an
 // op read side by side).
 import { ShapeError } from '../errors.js';
-import { numel, type Tensor } from '../gpu/tensor.js';
+import { byteSize, numel, type Tensor } from '../gpu/tensor.js';
 import { add as addKernel, axpy, gelu as geluKernel, geluBackward } from '../kernels/activation.js';
 import { attention as attentionKernel, attentionBackward } from '../kernels/attention.js';
 import { conv1d as conv1dKernel, conv1dBackward, conv1dOutLength } from '../kernels/conv1d.js';
 import { embedding as embeddingKernel, embeddingBackward } from '../kernels/embedding.js';
 import { layerNorm as layerNormKernel, layerNormBackward, layerNormWorkspaceShape } from '../kernels/layernorm.js';
+import { int8Embedding as int8EmbeddingKernel, int8Matmul, packedWords, quantizeRows, type Int8Matrix } from '../kernels/int8.js';
 import { biasGrad, fakeQuantGrad, matmul, rowScales, type FakeQuant } from '../kernels/matmul.js';
 import { colSum } from '../kernels/reduce.js';
 import type { Graph, GraphTensor } from './graph.js';
@@ -46,6 +47,37 @@ export function accumulateInto(g: Graph, target: GraphTensor, x: GraphTensor, al
   g.add({ name: 'accumulate', label: target.label, reads: [x], writes: [target], record: (rec, b) => axpy(rec, b.tensor(target), b.tensor(x), alpha, { label: target.label }) });
 }
 
+/**
+ * y = [xs[0], xs[1], ...] stacked along a new leading dim (all of one shape and dtype), e.g. the
+ * hidden states of several layers for a distance matrix. Each input's gradient is its slice of y's.
+ */
+export function stack(g: Graph, xs: readonly GraphTensor[], opts: { label?: string } = {}): GraphTensor {
+  const label = opts.label ?? 'stack';
+  const first = xs[0];
+  if (!first) throw new ShapeError(`stack (${label}): nothing to stack`);
+  for (const x of xs) {
+    if (x.dtype !== first.dtype || x.shape.length !== first.shape.length || x.shape.some((d, i) => d !== first.shape[i])) throw new ShapeError(`stack (${label}): ${x} differs from ${first}`);
+  }
+  const y = g.temp([xs.length, ...first.shape], label, xs, first.dtype);
+  // Copies need only 4-byte offsets, so the slices are plain offsets rather than graph views
+  // (which must meet the 256-byte binding alignment).
+  const slice = (t: Tensor, i: number): Tensor => ({ ...t, offset: t.offset + i * byteSize(first), shape: first.shape });
+  g.add({
+    name: 'stack',
+    label,
+    reads: xs,
+    writes: [y],
+    record: (rec, b) => xs.forEach((x, i) => rec.copy(b.tensor(x), slice(b.tensor(y), i))),
+    backward: (ctx) => {
+      const dy = ctx.grad(y)!;
+      ctx.overwrite(xs, (targets) =>
+        g.add({ name: 'stack.backward', label, reads: [dy], writes: targets, record: (rec, b) => targets.forEach((t, i) => rec.copy(slice(b.tensor(dy), i), b.tensor(t))) }),
+      );
+    },
+  });
+  return y;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Linear layer (PyTorch layout: weight [out, in])
 
@@ -57,6 +89,12 @@ export interface LinearOptions {
    * the weight gradient then passes the straight-through estimator (see `fakeQuantScales`).
    */
   quant?: { scale: GraphTensor; bits?: number };
+  /**
+   * Fake-quantize the input per row (token) with these scales (f32 [rows of x], see
+   * `fakeQuantScales`), as the int8 kernels quantize activations: the float simulation of
+   * `int8Linear`. Forward only.
+   */
+  quantInput?: { scale: GraphTensor; bits?: number };
   label?: string;
 }
 
@@ -71,18 +109,26 @@ export function linear(g: Graph, x: GraphTensor, w: GraphTensor, bias: GraphTens
   if (opts.gelu && needsGrad) return gelu(g, linear(g, x, w, bias, { ...opts, gelu: false, label: `${label} pre-GELU` }), { label });
   const quant = opts.quant;
   if (quant) expectGraphShape(quant.scale, [outF], `linear (${label}) weight scales`);
+  const quantInput = opts.quantInput;
+  if (quantInput) {
+    expectGraphShape(quantInput.scale, [rows], `linear (${label}) input scales`);
+    if (needsGrad) throw new ShapeError(`linear (${label}): input fake quantization is forward only (inference simulation), but a gradient flows here`);
+  }
   const y = g.temp([...x.shape.slice(0, -1), outF], label, [x, w, bias]);
-  const fq = (b: { tensor(t: GraphTensor): Tensor }): FakeQuant | undefined => (quant ? { scale: b.tensor(quant.scale), bits: quant.bits } : undefined);
+  const fakeQuant = (q: { scale: GraphTensor; bits?: number } | undefined, b: { tensor(t: GraphTensor): Tensor }): FakeQuant | undefined =>
+    q ? { scale: b.tensor(q.scale), bits: q.bits } : undefined;
+  const fq = (b: { tensor(t: GraphTensor): Tensor }) => fakeQuant(quant, b);
   g.add({
     name: 'linear',
     label,
-    reads: [x, w, ...(bias ? [bias] : []), ...(quant ? [quant.scale] : [])],
+    reads: [x, w, ...(bias ? [bias] : []), ...(quant ? [quant.scale] : []), ...(quantInput ? [quantInput.scale] : [])],
     writes: [y],
     record: (rec, b) =>
       matmul(rec, reshape(b.tensor(x), [rows, inF]), b.tensor(w), reshape(b.tensor(y), [rows, outF]), {
         transB: true,
         bias: bias ? b.tensor(bias) : undefined,
         gelu: opts.gelu,
+        quantA: fakeQuant(quantInput, b),
         quantB: fq(b),
         label,
       }),
@@ -120,13 +166,64 @@ export function linear(g: Graph, x: GraphTensor, w: GraphTensor, bias: GraphTens
 }
 
 /**
- * Per-output-channel weight scales for fake quantization, recomputed from the weight every
- * step: scale[c] = max|w[c, :]| / (2^(bits-1) - 1). No gradient flows into them.
+ * Per-row scales for fake quantization, recomputed from the tensor every run: scale[r] =
+ * max|t[r, :]| / (2^(bits-1) - 1) over the rows of the last dim (leading dims flattened): the
+ * output channels of a weight [out, in], or the tokens of activations [..., in]. No gradient
+ * flows into them.
  */
-export function fakeQuantScales(g: Graph, w: GraphTensor, bits = 8, label = `${w.label} scales`): GraphTensor {
-  const scale = g.temp([w.shape[0]!], label);
-  g.add({ name: 'fakeQuantScales', label, reads: [w], writes: [scale], record: (rec, b) => rowScales(rec, b.tensor(w), b.tensor(scale), { bits, label }) });
+export function fakeQuantScales(g: Graph, t: GraphTensor, bits = 8, label = `${t.label} scales`): GraphTensor {
+  const scale = g.temp([t.numel / last(t)], label);
+  g.add({ name: 'fakeQuantScales', label, reads: [t], writes: [scale], record: (rec, b) => rowScales(rec, b.tensor(t), b.tensor(scale), { bits, label }) });
   return scale;
+}
+
+/** A weight [out, in] quantized per output channel on the graph, in the int8 kernels' layout (kernels/int8.ts `Int8Matrix`). */
+export interface QuantizedGraphWeight {
+  /** u32 [out, ceil(in / 4)]: 4 signed bytes per word. */
+  packed: GraphTensor;
+  /** f32 [out]. */
+  scales: GraphTensor;
+  /** in: values per row before padding. */
+  cols: number;
+}
+
+const int8Matrix = (q: QuantizedGraphWeight, b: { tensor(t: GraphTensor): Tensor }): Int8Matrix => ({ packed: b.tensor(q.packed), scales: b.tensor(q.scales), cols: q.cols });
+
+/**
+ * The int8 linear layer y = x @ W^T (+ b) (-> GELU) on the int8 kernels: x's rows (tokens) are
+ * quantized to 8 bits per row on the fly (`quantizeRows`), then multiplied by the per-channel
+ * quantized weight with exact i32 sums (`int8Matmul`, dot4I8Packed where the device has it),
+ * rescaled, bias and GELU fused. The float simulation of it is `linear` with `quant` and
+ * `quantInput`. x: [..., in]; y: [..., out]. Inference only: no gradient flows through it.
+ */
+export function int8Linear(g: Graph, x: GraphTensor, w: QuantizedGraphWeight, bias: GraphTensor | null, opts: { gelu?: boolean; label?: string } = {}): GraphTensor {
+  const label = opts.label ?? 'int8 linear';
+  const words = packedWords(w.cols);
+  if (w.cols !== last(x) || w.packed.shape.length !== 2 || w.packed.shape[1] !== words) {
+    throw new ShapeError(`int8Linear (${label}): weight ${w.packed} must hold [out, ${last(x)}] packed as [out, ${packedWords(last(x))}] for input ${x}`);
+  }
+  const outF = w.packed.shape[0]!;
+  expectGraphShape(w.scales, [outF], `int8Linear (${label}) weight scales`);
+  if (bias) expectGraphShape(bias, [outF], `int8Linear (${label})`);
+  if (x.requiresGrad || !!bias?.requiresGrad) throw new ShapeError(`int8Linear (${label}): int8 layers are inference only, but a gradient flows into ${x.requiresGrad ? x : bias}`);
+  const rows = x.numel / w.cols;
+  const xq: QuantizedGraphWeight = { packed: g.temp([rows, words], `${label} input int8`, [], 'u32'), scales: g.temp([rows], `${label} input scales`), cols: w.cols };
+  g.add({
+    name: 'quantizeRows',
+    label: `${label} input`,
+    reads: [x],
+    writes: [xq.packed, xq.scales],
+    record: (rec, b) => quantizeRows(rec, reshape(b.tensor(x), [rows, w.cols]), int8Matrix(xq, b), { label: `${label} input` }),
+  });
+  const y = g.temp([...x.shape.slice(0, -1), outF], label);
+  g.add({
+    name: 'int8Linear',
+    label,
+    reads: [xq.packed, xq.scales, w.packed, w.scales, ...(bias ? [bias] : [])],
+    writes: [y],
+    record: (rec, b) => int8Matmul(rec, int8Matrix(xq, b), int8Matrix(w, b), b.tensor(y), { bias: bias ? b.tensor(bias) : undefined, gelu: opts.gelu, label }),
+  });
+  return y;
 }
 
 /** Straight-through estimator mask on a weight gradient, in place (see kernels/matmul fakeQuantGrad). */
@@ -335,6 +432,14 @@ export function embedding(g: Graph, ids: GraphTensor, table: GraphTensor, opts: 
       );
     },
   });
+  return out;
+}
+
+/** out[..., :] = the dequantized rows table[ids[...], :] of a row-quantized table [V, C] (kernels/int8 `int8Embedding`). ids: i32. Inference only. */
+export function int8Embedding(g: Graph, ids: GraphTensor, table: QuantizedGraphWeight, opts: { label?: string } = {}): GraphTensor {
+  const label = opts.label ?? 'int8 embedding';
+  const out = g.temp([...ids.shape, table.cols], label);
+  g.add({ name: 'int8Embedding', label, reads: [ids, table.packed, table.scales], writes: [out], record: (rec, b) => int8EmbeddingKernel(rec, b.tensor(ids), int8Matrix(table, b), b.tensor(out), { label }) });
   return out;
 }
 

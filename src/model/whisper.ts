@@ -8,20 +8,30 @@ import { backward } from '../graph/autodiff.js';
 import { compileGraph, type CompiledGraph, type CompileOptions } from '../graph/compile.js';
 import { Graph, type GraphTensor } from '../graph/graph.js';
 import { crossEntropyLoss } from '../graph/losses.js';
-import { add, attention, conv1d, embedding, fakeQuantScales, layerNorm, linear } from '../graph/ops.js';
+import { add, attention, conv1d, embedding, fakeQuantScales, int8Embedding, int8Linear, layerNorm, linear, type QuantizedGraphWeight } from '../graph/ops.js';
 import { adamw, type AdamWOpOptions } from '../graph/optim.js';
+import type { Int8Matrix } from '../kernels/int8.js';
+import type { QuantizedCheckpoint } from '../quant/hf-int8.js';
+import { packForInt8Kernels } from '../quant/weights.js';
 import { melFrames, tiedOutputProjection, whisperParameters, type WhisperConfig } from './config.js';
 import { checkWhisperWeights } from './init.js';
 
 /** The encoder's sinusoidal positions: a fixed table, never trained (as in Whisper and transformers). */
 export const FROZEN_ENCODER_POSITIONS = 'model.encoder.embed_positions.weight';
 
-/** Whisper's parameters as GPU tensors, keyed by Hugging Face name. */
+/**
+ * Whisper's parameters as GPU tensors, keyed by Hugging Face name: all f32 (`upload`), or with
+ * the weights of some layers quantized per output channel in the int8 kernels' layout
+ * (`uploadQuantized`), which the layers then run on (WhisperBlocks picks by the weight).
+ */
 export class WhisperWeights {
   private constructor(
     readonly gpu: Gpu,
     readonly config: WhisperConfig,
     private readonly tensors: ReadonlyMap<string, Tensor>,
+    private readonly int8: ReadonlyMap<string, Int8Matrix> = new Map(),
+    /** Bits of the quantized weights (8, or 4 held in int8 lanes); null when none is quantized. */
+    readonly quantizedBits: number | null = null,
   ) {}
 
   /**
@@ -36,19 +46,60 @@ export class WhisperWeights {
     return new WhisperWeights(gpu, config, tensors);
   }
 
-  /** The GPU tensor of a parameter. */
-  get(name: string): Tensor {
-    const t = this.tensors.get(name);
-    if (!t) throw new ShapeError(`Whisper has no parameter "${name}"${name === tiedOutputProjection.name ? ` (it is tied to "${tiedOutputProjection.tiedTo}")` : ''}`);
-    return t;
+  /**
+   * Upload a checkpoint whose listed modules are quantized (quantizeCheckpoint, or an int8 export
+   * read by readHfInt8Checkpoint): each quantized weight as packed int8 rows and per-channel
+   * scales (a scale <= 0, an all-zero channel, is stored as 0), every other tensor as f32.
+   * Throws ShapeError naming `source` and a tensor that is missing or misshapen.
+   */
+  static uploadQuantized(gpu: Gpu, checkpoint: QuantizedCheckpoint, source = 'weights'): WhisperWeights {
+    const { config } = checkpoint;
+    const tensors = new Map<string, Tensor>();
+    const int8 = new Map<string, Int8Matrix>();
+    for (const p of whisperParameters(config)) {
+      const q = p.name.endsWith('.weight') ? checkpoint.quantized.get(p.name.slice(0, -'.weight'.length)) : undefined;
+      if (q) {
+        if (q.rows !== p.shape[0] || q.cols !== p.shape[1]) throw new ShapeError(`${source}: quantized tensor "${p.name}" is [${q.rows}, ${q.cols}], expected [${p.shape.join(', ')}]`);
+        const { packed, scales } = packForInt8Kernels(q);
+        int8.set(p.name, {
+          packed: gpu.upload(packed, [q.rows, packed.length / q.rows], 'u32', `${p.name} int8`),
+          scales: gpu.upload(Float32Array.from(scales, (s) => Math.max(s, 0)), [q.rows], 'f32', `${p.name} scales`),
+          cols: q.cols,
+        });
+        continue;
+      }
+      const data = checkpoint.weights.get(p.name);
+      const count = p.shape.reduce((n, d) => n * d, 1);
+      if (data?.length !== count) throw new ShapeError(`${source}: tensor "${p.name}" ${data ? `has ${data.length} values` : 'is missing'}, expected [${p.shape.join(', ')}]`);
+      tensors.set(p.name, gpu.upload(data, p.shape, 'f32', p.name));
+    }
+    return new WhisperWeights(gpu, config, tensors, int8, int8.size ? checkpoint.bits : null);
   }
 
-  /** Parameter names in transformers' order. */
+  /** The GPU tensor of a float parameter (ShapeError for a quantized one: see `quantized`). */
+  get(name: string): Tensor {
+    const t = this.tensors.get(name);
+    if (t) return t;
+    if (this.int8.has(name)) throw new ShapeError(`Whisper parameter "${name}" is quantized (int8); it has no f32 tensor`);
+    throw new ShapeError(`Whisper has no parameter "${name}"${name === tiedOutputProjection.name ? ` (it is tied to "${tiedOutputProjection.tiedTo}")` : ''}`);
+  }
+
+  /** The int8 form of weight `name` (e.g. "model.encoder.layers.0.fc1.weight"), or undefined when it is f32. */
+  quantized(name: string): Int8Matrix | undefined {
+    return this.int8.get(name);
+  }
+
+  /** Names of the float parameters, in transformers' order (quantized weights are not among them). */
   get names(): string[] {
     return [...this.tensors.keys()];
   }
 
-  /** Read every parameter back (e.g. to save a checkpoint), keyed by Hugging Face name. */
+  /** Names of the quantized weights, in transformers' order. */
+  get quantizedNames(): string[] {
+    return [...this.int8.keys()];
+  }
+
+  /** Read every float parameter back (e.g. to save a checkpoint), keyed by Hugging Face name; quantized weights are not included. */
   async download(): Promise<Map<string, Float32Array>> {
     const out = new Map<string, Float32Array>();
     for (const [name, t] of this.tensors) out.set(name, await this.gpu.readF32(t));
@@ -57,7 +108,7 @@ export class WhisperWeights {
 
   /** Return the parameters' buffers to the pool. */
   destroy(): void {
-    this.gpu.free(...this.tensors.values());
+    this.gpu.free(...this.tensors.values(), ...[...this.int8.values()].flatMap((q) => [q.packed, q.scales]));
   }
 }
 
@@ -88,9 +139,16 @@ export interface WhisperGraphOptions {
   keep?: WhisperKeep;
   /**
    * Fake-quantize these linear layers' weights per output channel (scales from each step's
-   * weights; straight-through estimator in the backward). Receives the weight's name.
+   * weights; straight-through estimator in the backward). Receives the weight's name. With
+   * `activations`, the layer's input is fake-quantized per token to 8 bits too (forward only):
+   * the float simulation of the int8 kernels that quantized weights run on.
    */
-  quantize?: (weightName: string) => { bits?: number } | null;
+  quantize?: (weightName: string) => { bits?: number; activations?: boolean } | null;
+  /**
+   * Take these encoder outputs instead of building an encoder: a student that keeps its
+   * teacher's (frozen) encoder cross-attends to the teacher's output.
+   */
+  encoder?: { out: GraphTensor; hidden: GraphTensor[] };
   /** Reuse inputs of another Whisper in the same graph (a teacher and a student see one batch). */
   inputs?: Partial<WhisperInputs>;
   /** Prefix of node labels, e.g. 'teacher' or 'student'. */
@@ -156,7 +214,14 @@ export class WhisperBlocks {
     this.prefix = opts.label ? `${opts.label} ` : '';
   }
 
-  /** The graph tensor of a parameter (an external bound once; shape-only when built from a config). */
+  /** The quantized weight `name` bound on the graph, or null when it is a float parameter (or the blocks are shape-only). */
+  quantizedParam(name: string): QuantizedGraphWeight | null {
+    const q = this.weights instanceof WhisperWeights ? this.weights.quantized(name) : undefined;
+    if (!q) return null;
+    return { packed: this.g.external(q.packed), scales: this.g.external(q.scales), cols: q.cols };
+  }
+
+  /** The graph tensor of a float parameter (an external bound once; shape-only when built from a config). */
   param(name: string): GraphTensor {
     let p = this.params.get(name);
     if (p) return p;
@@ -168,14 +233,22 @@ export class WhisperBlocks {
     return p;
   }
 
-  /** x @ W^T (+ b) (-> GELU) with parameters `${name}.weight` / `.bias`, fake-quantized when asked. */
+  /**
+   * x @ W^T (+ b) (-> GELU) with parameters `${name}.weight` / `.bias`: on the int8 kernels when
+   * the weight is quantized, else in f32, fake-quantized when asked.
+   */
   dense(x: GraphTensor, name: string, o: { bias?: boolean; gelu?: boolean; label: string }): GraphTensor {
+    const bias = o.bias === false ? null : this.param(`${name}.bias`);
+    const label = this.prefix + o.label;
+    const int8 = this.quantizedParam(`${name}.weight`);
+    if (int8) return int8Linear(this.g, x, int8, bias, { gelu: o.gelu, label });
     const w = this.param(`${name}.weight`);
     const q = this.opts.quantize?.(`${name}.weight`);
-    return linear(this.g, x, w, o.bias === false ? null : this.param(`${name}.bias`), {
+    return linear(this.g, x, w, bias, {
       gelu: o.gelu,
       quant: q ? { scale: fakeQuantScales(this.g, w, q.bits), bits: q.bits } : undefined,
-      label: this.prefix + o.label,
+      quantInput: q?.activations ? { scale: fakeQuantScales(this.g, x, 8, `${label} input scales`) } : undefined,
+      label,
     });
   }
 
@@ -262,9 +335,12 @@ export class WhisperBlocks {
     };
   }
 
-  /** Token embedding of ids [batch, tokens] (i32). */
+  /** Token embedding of ids [batch, tokens] (i32); rows dequantized when the embedding is quantized. */
   embedTokens(ids: GraphTensor): GraphTensor {
-    return embedding(this.g, ids, this.param('model.decoder.embed_tokens.weight'), { label: `${this.prefix}token embedding` });
+    const name = 'model.decoder.embed_tokens.weight';
+    const label = `${this.prefix}token embedding`;
+    const int8 = this.quantizedParam(name);
+    return int8 ? int8Embedding(this.g, ids, int8, { label }) : embedding(this.g, ids, this.param(name), { label });
   }
 
   /** Logits [..., vocab_size] of final decoder states: the output projection is the token embedding. */
@@ -293,8 +369,8 @@ export function buildWhisper(g: Graph, weights: WhisperWeights | WhisperConfig, 
   if (!Number.isInteger(T) || T < 1 || T > c.max_target_positions) throw new ShapeError(`buildWhisper: tokens must be 1..${c.max_target_positions} (max_target_positions), got ${T}`);
   const prefix = opts.label ? `${opts.label} ` : '';
   const blocks = new WhisperBlocks(g, weights, opts);
-  // Bind every parameter up front, in transformers' order (the optimizer walks them so).
-  for (const spec of whisperParameters(c)) blocks.param(spec.name);
+  // Bind every float parameter up front, in transformers' order (the optimizer walks them so).
+  for (const spec of whisperParameters(c)) if (!blocks.quantizedParam(spec.name)) blocks.param(spec.name);
 
   const inputs: WhisperInputs = {
     mel: opts.inputs?.mel ?? g.input([B, c.num_mel_bins, melFrames(c)], 'f32', 'mel'),
@@ -307,7 +383,7 @@ export function buildWhisper(g: Graph, weights: WhisperWeights | WhisperConfig, 
   expectInput(inputs.mel, [B, c.num_mel_bins, melFrames(c)], 'mel');
   expectInput(inputs.tokens, [B, T], 'tokens');
 
-  const encoder = blocks.encoder(inputs.mel);
+  const encoder = opts.encoder ?? blocks.encoder(inputs.mel);
   // Decoder: token embedding + the first T learned positions.
   const positions = g.view(blocks.param('model.decoder.embed_positions.weight'), [T, d], 0, `${prefix}decoder positions [0, ${T})`);
   const y0 = add(g, blocks.embedTokens(inputs.tokens), positions, { label: `${prefix}decoder positions` });

@@ -166,6 +166,120 @@ export function whisperForwardRef(
   return { encoderHidden, encoderOut, decoderHidden, logits };
 }
 
+/** Outputs of {@link whisperForwardTf}, as transformers' output_hidden_states (see WhisperRefOutput). */
+export interface WhisperTfOutput {
+  encoderHidden: TF.Tensor2D[];
+  decoderHidden: TF.Tensor2D[];
+  /** [tokens, vocab_size]. */
+  logits: TF.Tensor2D;
+}
+
+/** Options of {@link whisperForwardTf}. */
+export interface WhisperTfOptions {
+  /**
+   * Fake-quantize these weights per output channel (symmetric, scale max|row| / qmax, round half
+   * to even) with the straight-through estimator: the gradient passes as if unquantized.
+   */
+  quantize?: (weightName: string) => number | null;
+  /** Encoder output and hidden states to use instead of running the encoder (a frozen, shared encoder). */
+  encoder?: { out: TF.Tensor2D; hidden: TF.Tensor2D[] };
+}
+
+/**
+ * The Whisper forward on TF.js (batch of one): `param(name)` gives each weight as a tensor (the
+ * variables of a gradient, or constants). Written separately from the float64 forward above, from
+ * the same source (OpenAI's model.py), so the two check each other.
+ */
+export function whisperForwardTf(
+  tf: typeof TF,
+  c: WhisperConfig,
+  param: (name: string) => TF.Tensor,
+  mel: ArrayLike<number>,
+  tokens: readonly number[],
+  opts: WhisperTfOptions = {},
+): WhisperTfOutput {
+  checkInputs(c, opts.encoder ? undefined : mel, tokens, 'whisperForwardTf');
+  const T = tokens.length;
+  const d = c.d_model;
+  const ctx = c.max_source_positions;
+  // Additive causal mask: 0 on and below the diagonal, −1e9 above (exp underflows to 0).
+  const causalMask = tf.tensor2d(Array.from({ length: T * T }, (_, i) => (i % T > Math.floor(i / T) ? -1e9 : 0)), [T, T]);
+  const p = param;
+  // Fake quantization with the straight-through estimator: the quantized value forward, the
+  // gradient passed unchanged (the clamp never saturates with max-scaled per-row scales).
+  const fakeQuant = (qmax: number) =>
+    tf.customGrad((w: TF.Tensor) => {
+      const scale = tf.div(tf.max(tf.abs(w), 1, true), qmax);
+      return { value: tf.mul(tf.clipByValue(tf.round(tf.div(w, scale)), -qmax, qmax), scale), gradFunc: (dy: TF.Tensor) => dy };
+    });
+  const weight = (name: string) => {
+    const bits = opts.quantize?.(name);
+    return bits ? fakeQuant(2 ** (bits - 1) - 1)(p(name)) : p(name);
+  };
+  const gelu = (x: TF.Tensor) => tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.div(x, Math.SQRT2)), 1));
+  const dense = (x: TF.Tensor, name: string, bias = true) => {
+    const y = tf.matMul(x, weight(`${name}.weight`), false, true);
+    return bias ? tf.add(y, p(`${name}.bias`)) : y;
+  };
+  const norm = (x: TF.Tensor, name: string) => {
+    const { mean, variance } = tf.moments(x, -1, true);
+    const xhat = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, layerNormEps)));
+    return tf.add(tf.mul(xhat, p(`${name}.weight`)), p(`${name}.bias`)) as TF.Tensor2D;
+  };
+  // PyTorch Conv1d(k=3, padding=1): pad one frame each side, then a 'valid' NWC convolution
+  // with the filter moved from [out, in, k] to TF's [k, in, out].
+  const conv = (x: TF.Tensor3D, name: string, stride: number) => {
+    const filter = tf.transpose(p(`${name}.weight`), [2, 1, 0]) as TF.Tensor3D;
+    return gelu(tf.add(tf.conv1d(tf.pad(x, [[0, 0], [1, 1], [0, 0]]), filter, stride, 'valid'), p(`${name}.bias`))) as TF.Tensor3D;
+  };
+  const mha = (xq: TF.Tensor, lq: number, xkv: TF.Tensor, lk: number, name: string, heads: number, mask?: TF.Tensor) => {
+    const hd = d / heads;
+    const split = (x: TF.Tensor, len: number) => tf.transpose(tf.reshape(x, [len, heads, hd]), [1, 0, 2]);
+    const q = split(dense(xq, `${name}.q_proj`), lq);
+    const k = split(dense(xkv, `${name}.k_proj`, false), lk);
+    const v = split(dense(xkv, `${name}.v_proj`), lk);
+    const scores = tf.div(tf.matMul(q, k, false, true), Math.sqrt(hd));
+    const weights = tf.softmax(mask ? tf.add(scores, mask) : scores);
+    return dense(tf.reshape(tf.transpose(tf.matMul(weights, v), [1, 0, 2]), [lq, d]), `${name}.out_proj`);
+  };
+
+  let encoderHidden: TF.Tensor2D[];
+  let audio: TF.Tensor2D;
+  if (opts.encoder) {
+    encoderHidden = opts.encoder.hidden;
+    audio = opts.encoder.out;
+  } else {
+    const melFramesFirst = tf.expandDims(tf.transpose(tf.tensor2d(Float32Array.from(mel), [c.num_mel_bins, 2 * ctx])), 0) as TF.Tensor3D;
+    const convolved = conv(conv(melFramesFirst, 'model.encoder.conv1', 1), 'model.encoder.conv2', 2);
+    let x = tf.add(tf.reshape(convolved, [ctx, d]), p('model.encoder.embed_positions.weight')) as TF.Tensor2D;
+    encoderHidden = [x];
+    for (let l = 0; l < c.encoder_layers; l++) {
+      const name = `model.encoder.layers.${l}`;
+      const a = norm(x, `${name}.self_attn_layer_norm`);
+      x = tf.add(x, mha(a, ctx, a, ctx, `${name}.self_attn`, c.encoder_attention_heads));
+      x = tf.add(x, dense(gelu(dense(norm(x, `${name}.final_layer_norm`), `${name}.fc1`)), `${name}.fc2`));
+      if (l < c.encoder_layers - 1) encoderHidden.push(x);
+    }
+    audio = norm(x, 'model.encoder.layer_norm');
+    encoderHidden.push(audio);
+  }
+
+  const embedding = p('model.decoder.embed_tokens.weight');
+  let y = tf.add(tf.gather(embedding, tf.tensor1d(tokens as number[], 'int32')), tf.slice(p('model.decoder.embed_positions.weight'), [0, 0], [T, d])) as TF.Tensor2D;
+  const decoderHidden = [y];
+  for (let l = 0; l < c.decoder_layers; l++) {
+    const name = `model.decoder.layers.${l}`;
+    const a = norm(y, `${name}.self_attn_layer_norm`);
+    y = tf.add(y, mha(a, T, a, T, `${name}.self_attn`, c.decoder_attention_heads, causalMask));
+    y = tf.add(y, mha(norm(y, `${name}.encoder_attn_layer_norm`), T, audio, ctx, `${name}.encoder_attn`, c.decoder_attention_heads));
+    y = tf.add(y, dense(gelu(dense(norm(y, `${name}.final_layer_norm`), `${name}.fc1`)), `${name}.fc2`));
+    if (l < c.decoder_layers - 1) decoderHidden.push(y);
+  }
+  const final = norm(y, 'model.decoder.layer_norm');
+  decoderHidden.push(final);
+  return { encoderHidden, decoderHidden, logits: tf.matMul(final, embedding, false, true) as TF.Tensor2D };
+}
+
 /** Result of {@link whisperLossGradTf}. */
 export interface WhisperTfLossGrad {
   /** Mean cross-entropy over the label positions that are not ignored. */
@@ -177,10 +291,10 @@ export interface WhisperTfLossGrad {
 }
 
 /**
- * The same Whisper written separately on TF.js (CPU backend, float32), with `tf.valueAndGrads`
- * giving the gradient of mean cross-entropy (PyTorch `cross_entropy(ignore_index)` semantics:
- * positions whose label is `ignoreIndex`, default −100, are left out of the mean) w.r.t. every
- * weight. The token embedding gets gradient through both the lookup and the tied output projection.
+ * {@link whisperForwardTf} with `tf.valueAndGrads` giving the gradient of mean cross-entropy
+ * (PyTorch `cross_entropy(ignore_index)` semantics: positions whose label is `ignoreIndex`,
+ * default −100, are left out of the mean) w.r.t. every weight. The token embedding gets gradient
+ * through both the lookup and the tied output projection.
  */
 export async function whisperLossGradTf(
   config: WhisperConfig,
@@ -192,7 +306,6 @@ export async function whisperLossGradTf(
 ): Promise<WhisperTfLossGrad> {
   const tf = await tfCpu();
   const c = config;
-  checkInputs(c, mel, tokens, 'whisperLossGradTf');
   const ignoreIndex = opts.ignoreIndex ?? -100;
   if (labels.length !== tokens.length) throw new Error(`whisperLossGradTf: ${labels.length} labels for ${tokens.length} tokens`);
   const kept = labels.map((l) => l !== ignoreIndex);
@@ -203,75 +316,20 @@ export async function whisperLossGradTf(
 
   const specs = whisperParameters(c);
   const T = tokens.length;
-  const d = c.d_model;
-  const ctx = c.max_source_positions;
   let logits = new Float32Array(0);
   let loss = NaN;
   const grads = new Map<string, Float32Array>();
   tf.tidy(() => {
     const params = specs.map((s) => tf.tensor(Float32Array.from(tensor(weights, s.name)), [...s.shape]));
-    const melFramesFirst = tf.expandDims(tf.transpose(tf.tensor2d(Float32Array.from(mel), [c.num_mel_bins, 2 * ctx])), 0) as TF.Tensor3D;
-    const tokenIds = tf.tensor1d(tokens as number[], 'int32');
     const targets = tf.mul(
       tf.oneHot(tf.tensor1d(labels.map((l, i) => (kept[i] ? l : 0)), 'int32'), c.vocab_size),
       tf.tensor2d(kept.map((k) => (k ? 1 : 0)), [T, 1]),
     );
-    // Additive causal mask: 0 on and below the diagonal, −1e9 above (exp underflows to 0).
-    const causalMask = tf.tensor2d(Array.from({ length: T * T }, (_, i) => (i % T > Math.floor(i / T) ? -1e9 : 0)), [T, T]);
-
     const lossOf = (...tensors: TF.Tensor[]): TF.Scalar => {
-      const p = (name: string) => tensors[specs.findIndex((s) => s.name === name)]!;
-      const gelu = (x: TF.Tensor) => tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.div(x, Math.SQRT2)), 1));
-      const dense = (x: TF.Tensor, name: string, bias = true) => {
-        const y = tf.matMul(x, p(`${name}.weight`), false, true);
-        return bias ? tf.add(y, p(`${name}.bias`)) : y;
-      };
-      const norm = (x: TF.Tensor, name: string) => {
-        const { mean, variance } = tf.moments(x, -1, true);
-        const xhat = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, layerNormEps)));
-        return tf.add(tf.mul(xhat, p(`${name}.weight`)), p(`${name}.bias`));
-      };
-      // PyTorch Conv1d(k=3, padding=1): pad one frame each side, then a 'valid' NWC convolution
-      // with the filter moved from [out, in, k] to TF's [k, in, out].
-      const conv = (x: TF.Tensor3D, name: string, stride: number) => {
-        const filter = tf.transpose(p(`${name}.weight`), [2, 1, 0]) as TF.Tensor3D;
-        return gelu(tf.add(tf.conv1d(tf.pad(x, [[0, 0], [1, 1], [0, 0]]), filter, stride, 'valid'), p(`${name}.bias`))) as TF.Tensor3D;
-      };
-      const mha = (xq: TF.Tensor, lq: number, xkv: TF.Tensor, lk: number, name: string, heads: number, mask?: TF.Tensor) => {
-        const hd = d / heads;
-        const split = (x: TF.Tensor, len: number) => tf.transpose(tf.reshape(x, [len, heads, hd]), [1, 0, 2]);
-        const q = split(dense(xq, `${name}.q_proj`), lq);
-        const k = split(dense(xkv, `${name}.k_proj`, false), lk);
-        const v = split(dense(xkv, `${name}.v_proj`), lk);
-        const scores = tf.div(tf.matMul(q, k, false, true), Math.sqrt(hd));
-        const weights = tf.softmax(mask ? tf.add(scores, mask) : scores);
-        return dense(tf.reshape(tf.transpose(tf.matMul(weights, v), [1, 0, 2]), [lq, d]), `${name}.out_proj`);
-      };
-
-      const convolved = conv(conv(melFramesFirst, 'model.encoder.conv1', 1), 'model.encoder.conv2', 2);
-      let x = tf.add(tf.reshape(convolved, [ctx, d]), p('model.encoder.embed_positions.weight'));
-      for (let l = 0; l < c.encoder_layers; l++) {
-        const name = `model.encoder.layers.${l}`;
-        const a = norm(x, `${name}.self_attn_layer_norm`);
-        x = tf.add(x, mha(a, ctx, a, ctx, `${name}.self_attn`, c.encoder_attention_heads));
-        x = tf.add(x, dense(gelu(dense(norm(x, `${name}.final_layer_norm`), `${name}.fc1`)), `${name}.fc2`));
-      }
-      const audio = norm(x, 'model.encoder.layer_norm');
-
-      const embedding = p('model.decoder.embed_tokens.weight');
-      let y = tf.add(tf.gather(embedding, tokenIds), tf.slice(p('model.decoder.embed_positions.weight'), [0, 0], [T, d]));
-      for (let l = 0; l < c.decoder_layers; l++) {
-        const name = `model.decoder.layers.${l}`;
-        const a = norm(y, `${name}.self_attn_layer_norm`);
-        y = tf.add(y, mha(a, T, a, T, `${name}.self_attn`, c.decoder_attention_heads, causalMask));
-        y = tf.add(y, mha(norm(y, `${name}.encoder_attn_layer_norm`), T, audio, ctx, `${name}.encoder_attn`, c.decoder_attention_heads));
-        y = tf.add(y, dense(gelu(dense(norm(y, `${name}.final_layer_norm`), `${name}.fc1`)), `${name}.fc2`));
-      }
-      const z = tf.matMul(norm(y, 'model.decoder.layer_norm'), embedding, false, true);
+      const z = whisperForwardTf(tf, c, (name) => tensors[specs.findIndex((s) => s.name === name)]!, mel, tokens).logits;
       logits = (z.dataSync() as Float32Array).slice();
       return tf.div(tf.sum(tf.mul(tf.logSoftmax(z), targets)), -count) as TF.Scalar;
     };
-
     const result = tf.valueAndGrads(lossOf)(params);
     loss = result.value.dataSync()[0]!;
     specs.forEach((s, i) => grads.set(s.name, (result.grads[i]!.dataSync() as Float32Array).slice()));

@@ -1,0 +1,325 @@
+// One DQ-Whisper training step as one compiled graph (docs/method.md): the frozen float teacher's
+// forward, the student's forward with fake-quantized linear weights, the three losses (α·CE on
+// the labels, β·KL(τ) to the teacher's token distributions, γ·hidden-state MSE to the teacher
+// layers chosen by layer matching, through learned projections when the widths differ), the
+// backward, and AdamW — one submit, no read-back in between: the distance matrix, the map and
+// the gather of matched teacher states all run on the GPU (graph/matching.ts).
+import { ConfigError, ShapeError } from '../errors.js';
+import type { Gpu } from '../gpu/gpu.js';
+import type { Tensor } from '../gpu/tensor.js';
+import { backward } from '../graph/autodiff.js';
+import { compileGraph, type CompiledGraph, type CompileOptions } from '../graph/compile.js';
+import { Graph, type GraphTensor } from '../graph/graph.js';
+import { crossEntropyLoss, klDivergenceLoss, mseLossOp } from '../graph/losses.js';
+import { gatherLayersOp, layerDistances, matchLayersOp } from '../graph/matching.js';
+import { layerNorm, linear, stack } from '../graph/ops.js';
+import { adamw, type AdamWOpOptions } from '../graph/optim.js';
+import { FROZEN_ENCODER_POSITIONS, buildWhisper, type WhisperGraph, type WhisperShape, type WhisperWeights } from '../model/whisper.js';
+import { Rng } from '../util/random.js';
+import type { LayerMatchingOptions } from './matching.js';
+
+/** Which hidden states are matched to the teacher's. */
+export type HiddenStateMatching = 'encoder+decoder' | 'encoder' | 'decoder' | 'none';
+
+/** The loss of a distillation step (docs/method.md "Losses"); every field has the method's default. */
+export interface DistillationLossOptions {
+  /** Weight of the cross-entropy on the labels (default 0.8). */
+  alpha?: number;
+  /** Weight of the KL divergence to the teacher (default 1). */
+  beta?: number;
+  /** Weight of the hidden-state matching (default 1), split evenly between encoder and decoder. */
+  gamma?: number;
+  /** Temperature of the KL (default 2); the KL is τ²-scaled. */
+  tau?: number;
+  /** Default 'encoder+decoder'. */
+  hiddenStates?: HiddenStateMatching;
+  /** LayerNorm (no affine) both sides before the hidden-state MSE and distances (default false). */
+  hiddenLayerNorm?: boolean;
+  /** How student layers pick teacher layers (default dynamic, recomputed every step, last pinned). */
+  matching?: LayerMatchingOptions & { every?: number };
+  /** Label id left out of every loss (default -100). */
+  ignoreIndex?: number;
+}
+
+/** The method's defaults (distil-whisper's α = 0.8 with the KL at τ = 2). */
+export const defaultDistillationLoss = {
+  alpha: 0.8,
+  beta: 1,
+  gamma: 1,
+  tau: 2,
+  hiddenStates: 'encoder+decoder',
+  hiddenLayerNorm: false,
+  matching: { strategy: 'dynamic', every: 1, pinLast: true },
+  ignoreIndex: -100,
+} as const satisfies Required<DistillationLossOptions>;
+
+/** Options of {@link compileDistillationStep}. */
+export interface DistillationStepOptions extends DistillationLossOptions, Omit<AdamWOpOptions, 'noDecay'> {
+  /** The frozen float teacher; null trains on cross-entropy alone (`dqw train`; alpha is then 1). */
+  teacher: WhisperWeights | null;
+  student: WhisperWeights;
+  shape: WhisperShape;
+  /** Student parameters to train (default all but the encoder positions). */
+  trainable?: (name: string) => boolean;
+  /** Fake-quantize these student weights (per output channel, STE); receives the weight's name. */
+  quantize?: (weightName: string) => { bits?: number } | null;
+  /**
+   * The student keeps the teacher's encoder: it cross-attends to the teacher's encoder output, and
+   * no student encoder is run or trained (its config must equal the teacher's encoder).
+   */
+  frozenEncoder?: boolean;
+  /** Initial values of the hidden-state projections by name (a resumed run); others are drawn from `seed`. */
+  projections?: ReadonlyMap<string, Float32Array>;
+  /** Seed of the projections' initialisation (default 0). */
+  seed?: number;
+  compile?: CompileOptions;
+}
+
+/** The host data of one batch. */
+export interface DistillationBatch {
+  /** f32 [batch, num_mel_bins, 2 * max_source_positions]. */
+  mel: Float32Array;
+  /** i32 [batch, tokens] decoder inputs. */
+  tokens: Int32Array;
+  /** i32 [batch, tokens] targets, ignoreIndex where no loss is wanted (padding). */
+  labels: Int32Array;
+  /** u32 [batch] valid tokens per sequence (when the shape is padded). */
+  tokenLengths?: Uint32Array;
+}
+
+/** The loss values of a step (unweighted parts; total = α·ce + β·kl + γ·hs). */
+export interface DistillationLosses {
+  total: number;
+  ce: number;
+  kl: number;
+  /** Mean of the enabled hidden-state parts (encoder, decoder). */
+  hs: number;
+  hsEncoder: number;
+  hsDecoder: number;
+  /** Global gradient norm before clipping (NaN without maxGradNorm). */
+  gradNorm: number;
+}
+
+/** The layer maps in use after a step, 1-based teacher layers per student layer (method.md's numbering). */
+export interface LayerMaps {
+  encoder: number[] | null;
+  decoder: number[] | null;
+  /** Whether a map could not be recomputed this step (D not finite) and the previous one was kept. */
+  kept: boolean;
+}
+
+/** Names of the hidden-state projections, one per student layer (1-based, as the layer map). */
+export function projectionName(side: 'encoder' | 'decoder', studentLayer: number): string {
+  return `distill.${side}_proj.${studentLayer}.weight`;
+}
+
+interface MatchedSide {
+  side: 'encoder' | 'decoder';
+  dist: GraphTensor;
+  map: GraphTensor;
+  loss: GraphTensor;
+}
+
+/**
+ * A compiled distillation (or, without a teacher, cross-entropy) training step. `write` a batch,
+ * then `run(step, lr)`; the student's weights (the WhisperWeights given) and the projections are
+ * updated in place on the GPU.
+ */
+export class DistillationStep {
+  /** @internal Use {@link compileDistillationStep}. */
+  constructor(
+    readonly compiled: CompiledGraph,
+    readonly student: WhisperGraph,
+    readonly teacher: WhisperGraph | null,
+    readonly labels: GraphTensor,
+    private readonly losses: { ce: GraphTensor; kl: GraphTensor | null; matched: MatchedSide[] },
+    private readonly weights: { alpha: number; beta: number; gamma: number },
+    private readonly gradNormSquared: GraphTensor | null,
+    /** Parameter -> gradient (after a run: this step's gradients). */
+    readonly grads: ReadonlyMap<GraphTensor, GraphTensor>,
+    /** The learned projections (owned by the step), by {@link projectionName}. */
+    readonly projections: ReadonlyMap<string, Tensor>,
+    private readonly gpu: Gpu,
+  ) {}
+
+  /** Write a batch into the step's inputs. */
+  write(batch: DistillationBatch): void {
+    const c = this.compiled;
+    const inputs = this.student.inputs;
+    c.write(inputs.mel, batch.mel);
+    c.write(inputs.tokens, batch.tokens);
+    c.write(this.labels, batch.labels);
+    if (inputs.tokenLengths) {
+      if (!batch.tokenLengths) throw new ShapeError('distillation step: the shape is padded, so the batch needs tokenLengths');
+      c.write(inputs.tokenLengths, batch.tokenLengths);
+    }
+  }
+
+  /** Run step `step` (1-based: AdamW's bias correction and the map's recompute schedule) at learning rate `lr`. */
+  async run(step: number, lr: number): Promise<DistillationLosses> {
+    await this.compiled.run({ step, lr });
+    const { ce, kl, matched } = this.losses;
+    const order = [ce, ...(kl ? [kl] : []), ...matched.map((m) => m.loss), ...(this.gradNormSquared ? [this.gradNormSquared] : [])];
+    const v = await this.compiled.readScalars(order);
+    let k = 0;
+    const ceV = v[k++]!;
+    const klV = kl ? v[k++]! : 0;
+    const parts = new Map(matched.map((m) => [m.side, v[k++]!]));
+    const gradNorm = this.gradNormSquared ? Math.sqrt(v[k++]!) : NaN;
+    const hs = parts.size ? [...parts.values()].reduce((a, b) => a + b, 0) / parts.size : 0;
+    const { alpha, beta, gamma } = this.weights;
+    return { total: alpha * ceV + beta * klV + gamma * hs, ce: ceV, kl: klV, hs, hsEncoder: parts.get('encoder') ?? 0, hsDecoder: parts.get('decoder') ?? 0, gradNorm };
+  }
+
+  /** The maps in use (after a run). */
+  async layerMaps(): Promise<LayerMaps> {
+    const out: LayerMaps = { encoder: null, decoder: null, kept: false };
+    for (const m of this.losses.matched) {
+      const v = await this.compiled.read(m.map);
+      out[m.side] = Array.from(v.subarray(0, v.length - 1), (x) => x + 1);
+      if (v[v.length - 1] !== 0) out.kept = true;
+    }
+    return out;
+  }
+
+  /** The last run's distance matrices [student layers x teacher layers], row-major. */
+  async distances(): Promise<{ encoder: Float32Array | null; decoder: Float32Array | null }> {
+    const out: { encoder: Float32Array | null; decoder: Float32Array | null } = { encoder: null, decoder: null };
+    for (const m of this.losses.matched) out[m.side] = await this.compiled.read(m.dist);
+    return out;
+  }
+
+  /** AdamW's moments by PyTorch-style name (`<param>.exp_avg`, `<param>.exp_avg_sq`). */
+  optimizerState(): Map<string, GraphTensor> {
+    const out = new Map<string, GraphTensor>();
+    for (const t of this.compiled.graph.tensors) if (t.role === 'state' && /\.exp_avg(_sq)?$/.test(t.label) && !t.viewOf) out.set(t.label, t);
+    return out;
+  }
+
+  /** Optimizer moments and projections, for a checkpoint. */
+  async trainingTensors(): Promise<Map<string, Float32Array>> {
+    const out = new Map<string, Float32Array>();
+    for (const [name, t] of this.optimizerState()) out.set(name, await this.compiled.read(t));
+    for (const [name, t] of this.projections) out.set(name, await this.gpu.readF32(t));
+    return out;
+  }
+
+  /** Restore what {@link trainingTensors} read (a resumed run); every tensor must be present. */
+  restoreTrainingTensors(tensors: ReadonlyMap<string, Float32Array>, source = 'checkpoint'): void {
+    for (const [name, t] of this.optimizerState()) {
+      const v = tensors.get(name);
+      if (!v) throw new ShapeError(`${source}: optimizer state "${name}" is missing`);
+      if (v.length !== t.numel) throw new ShapeError(`${source}: optimizer state "${name}" has ${v.length} values, expected ${t.numel}`);
+      this.compiled.write(t, v);
+    }
+    for (const [name, t] of this.projections) {
+      const v = tensors.get(name);
+      if (!v) throw new ShapeError(`${source}: projection "${name}" is missing`);
+      if (v.length !== t.shape[0]! * t.shape[1]!) throw new ShapeError(`${source}: projection "${name}" has ${v.length} values, expected ${t.shape.join('x')}`);
+      this.gpu.write(t, v);
+    }
+  }
+
+  destroy(): void {
+    this.compiled.destroy();
+    this.gpu.free(...this.projections.values());
+  }
+}
+
+function checkWeight(name: string, v: number): void {
+  if (!Number.isFinite(v) || v < 0) throw new ConfigError(`distillation: ${name} must be a finite number >= 0, got ${v}`);
+}
+
+const encoderFields = ['d_model', 'encoder_layers', 'encoder_attention_heads', 'encoder_ffn_dim', 'num_mel_bins', 'max_source_positions'] as const;
+
+/**
+ * Build and compile one distillation step (see the file comment). Hidden states are compared at
+ * layers 1..L (method.md's numbering: transformers' hidden_states[1..L], the last one after the
+ * final LayerNorm); the embeddings are never matched.
+ */
+export async function compileDistillationStep(gpu: Gpu, opts: DistillationStepOptions): Promise<DistillationStep> {
+  const d = defaultDistillationLoss;
+  const teacherWeights = opts.teacher;
+  const alpha = teacherWeights ? (opts.alpha ?? d.alpha) : 1;
+  const beta = opts.beta ?? d.beta;
+  const gamma = opts.gamma ?? d.gamma;
+  const tau = opts.tau ?? d.tau;
+  for (const [k, v] of Object.entries({ alpha, beta, gamma })) checkWeight(k, v);
+  if (!(tau > 0)) throw new ConfigError(`distillation: tau must be > 0, got ${tau}`);
+  const matching = { ...d.matching, ...opts.matching };
+  const ignoreIndex = opts.ignoreIndex ?? d.ignoreIndex;
+  const sc = opts.student.config;
+  const tc = teacherWeights?.config;
+  if (tc) {
+    for (const f of ['vocab_size', 'num_mel_bins', 'max_source_positions'] as const) {
+      if (sc[f] !== tc[f]) throw new ConfigError(`distillation: student ${f} ${sc[f]} differs from the teacher's ${tc[f]}; they must see the same audio and vocabulary`);
+    }
+  }
+  const frozenEncoder = !!opts.frozenEncoder;
+  if (frozenEncoder) {
+    if (!tc) throw new ConfigError('distillation: frozenEncoder needs a teacher');
+    const differ = encoderFields.filter((f) => sc[f] !== tc[f]);
+    if (differ.length) throw new ConfigError(`distillation: frozenEncoder needs the teacher's encoder, but ${differ.map((f) => `${f} ${sc[f]} vs ${tc[f]}`).join(', ')}`);
+  }
+
+  const g = new Graph();
+  const teacher = teacherWeights ? buildWhisper(g, teacherWeights, opts.shape, { label: 'teacher' }) : null;
+  const userTrainable = opts.trainable ?? (() => true);
+  const trainable = (name: string) => name !== FROZEN_ENCODER_POSITIONS && !(frozenEncoder && name.startsWith('model.encoder.')) && userTrainable(name);
+  const student = buildWhisper(g, opts.student, opts.shape, {
+    trainable,
+    quantize: opts.quantize,
+    label: 'student',
+    inputs: teacher?.inputs,
+    encoder: frozenEncoder && teacher ? { out: teacher.encoderOut, hidden: teacher.encoderHidden } : undefined,
+  });
+  const labels = g.input([opts.shape.batch, opts.shape.tokens], 'i32', 'labels');
+  const roots: GraphTensor[] = [];
+  const loss = <T extends GraphTensor>(t: T, weight: number) => {
+    if (weight > 0) roots.push(t);
+    return t;
+  };
+  const ce = loss(crossEntropyLoss(g, student.logits, labels, { ignoreIndex, weight: alpha, gradient: alpha > 0, label: 'cross-entropy' }), alpha);
+  const kl = teacher ? loss(klDivergenceLoss(g, student.logits, teacher.logits, { tau, mask: labels, ignoreIndex, weight: beta, gradient: beta > 0, label: 'kl-divergence' }), beta) : null;
+
+  // Hidden-state matching, encoder and decoder separately.
+  const projections = new Map<string, Tensor>();
+  const matched: MatchedSide[] = [];
+  const hiddenStates = opts.hiddenStates ?? d.hiddenStates;
+  const sides = !teacher ? [] : (['encoder', 'decoder'] as const).filter((s) => hiddenStates.includes(s) && !(s === 'encoder' && frozenEncoder));
+  const rng = new Rng(opts.seed ?? 0);
+  for (const side of sides) {
+    const sHidden = (side === 'encoder' ? student.encoderHidden : student.decoderHidden).slice(1);
+    const tHidden = (side === 'encoder' ? teacher!.encoderHidden : teacher!.decoderHidden).slice(1);
+    const dS = sc.d_model;
+    const dT = tc!.d_model;
+    const projected = sHidden.map((h, i) => {
+      if (dS === dT) return h;
+      const name = projectionName(side, i + 1);
+      const given = opts.projections?.get(name);
+      if (given && given.length !== dT * dS) throw new ShapeError(`distillation: projection "${name}" has ${given.length} values, expected ${dT}x${dS}`);
+      // nn.Linear's scale: uniform in ±1/sqrt(in).
+      const init = given ?? Float32Array.from({ length: dT * dS }, () => (2 * rng.uniform() - 1) / Math.sqrt(dS));
+      const p = gpu.upload(init, [dT, dS], 'f32', name);
+      projections.set(name, p);
+      return linear(g, h, g.external(p, { trainable: true }), null, { label: `${side} projection ${i + 1}` });
+    });
+    const sStack = stack(g, projected, { label: `student ${side} states` });
+    const tStack = stack(g, tHidden, { label: `teacher ${side} states` });
+    const mask = side === 'decoder' ? stack(g, sHidden.map(() => labels), { label: 'decoder state labels' }) : undefined;
+    const layerNormed = opts.hiddenLayerNorm ?? d.hiddenLayerNorm;
+    const dist = layerDistances(g, sStack, tStack, { mask: side === 'decoder' ? labels : undefined, layerNorm: layerNormed, label: `${side} layer distances` });
+    const map = matchLayersOp(g, dist, { ...matching, label: `${side} layer map` });
+    const target = gatherLayersOp(g, tStack, map, { label: `matched teacher ${side} states` });
+    const norm = (x: GraphTensor, who: string) => (layerNormed ? layerNorm(g, x, null, null, { label: `${who} ${side} states normalised` }) : x);
+    const hs = mseLossOp(g, norm(sStack, 'student'), norm(target, 'teacher'), { mask, ignoreIndex, weight: gamma / sides.length, gradient: gamma > 0, label: `${side} hidden-state mse` });
+    matched.push({ side, dist, map, loss: loss(hs, gamma) });
+  }
+
+  if (!roots.length) throw new ConfigError('distillation: every loss weight is 0; nothing to train');
+  const grads = backward(g, roots);
+  const noDecay = (p: GraphTensor) => p.label.endsWith('.bias') || /layer_norm\.weight$/.test(p.label);
+  const { gradNormSquared } = adamw(g, grads, { ...opts, noDecay });
+  const compiled = await compileGraph(gpu, g, opts.compile);
+  return new DistillationStep(compiled, student, teacher, labels, { ce, kl, matched }, { alpha, beta, gamma }, gradNormSquared, grads, projections, gpu);
+}
