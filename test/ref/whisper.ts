@@ -208,7 +208,8 @@ export function whisperForwardTf(
   // Fake quantization with the straight-through estimator: the quantized value forward, the
   // gradient passed unchanged (the clamp never saturates with max-scaled per-row scales).
   const fakeQuant = (qmax: number) =>
-    tf.customGrad((w: TF.Tensor) => {
+    tf.customGrad((...inputs: (TF.Tensor | TF.GradSaveFunc)[]) => {
+      const w = inputs[0] as TF.Tensor;
       const scale = tf.div(tf.max(tf.abs(w), 1, true), qmax);
       return { value: tf.mul(tf.clipByValue(tf.round(tf.div(w, scale)), -qmax, qmax), scale), gradFunc: (dy: TF.Tensor) => dy };
     });
