@@ -11,9 +11,13 @@
  *   "bits": 8,
  *   "per_channel": true,
  *   "symmetric": true,
- *   "modules": ["model.encoder.layers.0.self_attn.k_proj", "...", "model.decoder.embed_tokens"]
+ *   "modules": ["model.encoder.layers.0.self_attn.k_proj", "...", "model.decoder.embed_tokens"],
+ *   "module_bits": { "model.decoder.embed_tokens": 4 }
  * }
  * ```
+ *
+ * `bits` applies to every listed module except those `module_bits` (present only in a mixed
+ * int8/int4 checkpoint) gives their own bits.
  *
  * For every listed module M, whose float weight is [out, in] (Linear layers of the attention
  * blocks and MLPs, and the token embedding, whose rows are the output channels of the tied output
@@ -52,7 +56,7 @@ import { parseWhisperConfig, tiedOutputProjection, whisperParameters, type Whisp
 import { checkWhisperWeights } from '../model/init.js';
 import {
   dequantizeWeight, packNibbles, quantizeWeight, resolvePlan, unpackNibbles,
-  type QuantBits, type QuantizationPlan, type QuantizedWeight,
+  type PlannedModule, type QuantBits, type QuantizationPlan, type QuantizedWeight,
 } from './weights.js';
 
 /** The quant_method this format records in config.json. */
@@ -66,11 +70,14 @@ export interface Int8QuantizationConfig {
   readonly symmetric: true;
   /** Quantized module names, in declaration order. */
   readonly modules: readonly string[];
+  /** Modules quantized to other bits than {@link bits}; absent when there are none. */
+  readonly module_bits?: Readonly<Record<string, QuantBits>>;
 }
 
 /** A Whisper with some layers quantized per output channel. */
 export interface QuantizedCheckpoint {
   readonly config: WhisperConfig;
+  /** The plan's default bits; each quantized weight carries its own (they differ in a mixed plan). */
   readonly bits: QuantBits;
   /** Float tensors by Hugging Face name: every parameter whose module is not quantized. */
   readonly weights: ReadonlyMap<string, Float32Array>;
@@ -89,7 +96,7 @@ export function quantizeCheckpoint(model: WhisperCheckpoint, plan: QuantizationP
   const weights = new Map(model.weights);
   const quantized = new Map<string, QuantizedWeight>();
   for (const m of modules) {
-    quantized.set(m.module, quantizeWeight(model.weights.get(m.weight)!, m.shape[0], m.shape[1], { bits, scales: plan.scales?.get(m.module), name: m.weight }));
+    quantized.set(m.module, quantizeWeight(model.weights.get(m.weight)!, m.shape[0], m.shape[1], { bits: m.bits, scales: plan.scales?.get(m.module), name: m.weight }));
     weights.delete(m.weight);
   }
   return { config: model.config, bits, weights, quantized };
@@ -117,7 +124,11 @@ function textFile(name: string, text: string): FileChunks {
 
 /** The quantization_config recorded for `qc`. */
 export function int8QuantizationConfig(qc: QuantizedCheckpoint): Int8QuantizationConfig {
-  return { quant_method: int8QuantMethod, bits: qc.bits, per_channel: true, symmetric: true, modules: [...qc.quantized.keys()] };
+  const moduleBits = [...qc.quantized].filter(([, q]) => q.bits !== qc.bits).map(([m, q]) => [m, q.bits as QuantBits] as const);
+  return {
+    quant_method: int8QuantMethod, bits: qc.bits, per_channel: true, symmetric: true, modules: [...qc.quantized.keys()],
+    ...(moduleBits.length > 0 && { module_bits: Object.fromEntries(moduleBits) }),
+  };
 }
 
 /**
@@ -132,11 +143,11 @@ export function hfInt8CheckpointFiles(qc: QuantizedCheckpoint, opts: { dtype?: W
   for (const p of whisperParameters(qc.config)) {
     const q = quantizedOf(qc, p.name);
     if (q) {
-      if (q.rows !== p.shape[0] || q.cols !== p.shape[1] || q.bits !== qc.bits) {
-        throw new CheckpointError(`${file}: tensor "${p.name}": quantized as [${q.rows}, ${q.cols}] at ${q.bits} bits, expected [${p.shape.join(', ')}] at ${qc.bits}`, file, p.name);
+      if (q.rows !== p.shape[0] || q.cols !== p.shape[1] || (q.bits !== 8 && q.bits !== 4)) {
+        throw new CheckpointError(`${file}: tensor "${p.name}": quantized as [${q.rows}, ${q.cols}] at ${q.bits} bits, expected [${p.shape.join(', ')}] at 8 or 4`, file, p.name);
       }
       tensors.push(
-        qc.bits === 8
+        q.bits === 8
           ? { name: p.name, dtype: 'I8', shape: p.shape, bytes: () => new Uint8Array(q.q.buffer, q.q.byteOffset, q.q.byteLength) }
           : { name: p.name, dtype: 'U8', shape: [q.rows, Math.ceil(q.cols / 2)], bytes: () => packNibbles(q) },
         { name: `${p.name}_scale`, dtype: 'F32', shape: [q.rows], bytes: () => encodeFromF32('f32', q.scales) },
@@ -165,7 +176,7 @@ export interface LoadedQuantizedCheckpoint extends QuantizedCheckpoint {
   readonly files: readonly string[];
 }
 
-function parseQuantizationConfig(value: unknown, config: WhisperConfig, file: string): { bits: QuantBits; modules: string[] } {
+function parseQuantizationConfig(value: unknown, config: WhisperConfig, file: string): { bits: QuantBits; modules: PlannedModule[] } {
   const failField = (message: string): never => {
     throw new CheckpointError(`${file}: quantization_config ${message}`, file);
   };
@@ -178,13 +189,17 @@ function parseQuantizationConfig(value: unknown, config: WhisperConfig, file: st
   if (v.symmetric !== undefined && v.symmetric !== true) failField(`symmetric is ${JSON.stringify(v.symmetric)}; only symmetric quantization (true) is defined`);
   const modules = v.modules;
   if (!Array.isArray(modules) || !modules.every((m) => typeof m === 'string')) failField(`modules is ${JSON.stringify(modules)?.slice(0, 80)}, expected a list of module names`);
+  const moduleBits = v.module_bits ?? {};
+  if (typeof moduleBits !== 'object' || moduleBits === null || Array.isArray(moduleBits)) failField(`module_bits is ${JSON.stringify(moduleBits)?.slice(0, 80)}, expected an object of module name to bits`);
+  for (const [m, b] of Object.entries(moduleBits as object)) {
+    if (b !== 8 && b !== 4) failField(`module_bits "${m}" is ${JSON.stringify(b)}, expected 8 or 4`);
+  }
   try {
-    resolvePlan(config, { modules: modules as string[], bits: v.bits as number });
+    return resolvePlan(config, { modules: modules as string[], bits: v.bits as number, moduleBits: new Map(Object.entries(moduleBits as Record<string, number>)) });
   } catch (e) {
     if (e instanceof ConfigError) failField(e.message.replace(/^quantization plan: /, 'modules: '));
     throw e;
   }
-  return { bits: v.bits as QuantBits, modules: modules as string[] };
 }
 
 const shapeText = (shape: readonly number[]) => `[${shape.join(', ')}]`;
@@ -210,8 +225,7 @@ export async function readHfInt8Checkpoint(open: FileOpener): Promise<LoadedQuan
     const parsed = parseWhisperConfig(json, configSource.name);
     const { quantization_config: quantJson, ...extra } = parsed.extra ?? {};
     const config: WhisperConfig = { ...parsed, extra };
-    const { bits, modules } = parseQuantizationConfig(quantJson, config, configSource.name);
-    const qmax = 2 ** (bits - 1) - 1;
+    const { bits: defaultBits, modules } = parseQuantizationConfig(quantJson, config, configSource.name);
 
     const source = await openRequired(hfFileNames.weights, `${configSource.name} lists ${modules.length} quantized modules, stored in one safetensors file`);
     const file = source.name;
@@ -221,10 +235,8 @@ export async function readHfInt8Checkpoint(open: FileOpener): Promise<LoadedQuan
       throw new CheckpointError(`${file}: tensor "${tensor}" ${message}`, file, tensor);
     };
     const shapes = new Map(whisperParameters(config).map((p) => [p.name, p.shape]));
-    const quantizedEntries = new Map<string, { weight: SafetensorsEntry; scale: SafetensorsEntry; rows: number; cols: number }>();
-    for (const module of modules) {
-      const name = `${module}.weight`;
-      const [rows, cols] = shapes.get(name)! as [number, number];
+    const quantizedEntries = new Map<string, { weight: SafetensorsEntry; scale: SafetensorsEntry; rows: number; cols: number; bits: QuantBits }>();
+    for (const { module, weight: name, shape: [rows, cols], bits } of modules) {
       const weight = entries.get(name) ?? fail(name, `is missing (module "${module}" is listed as quantized in ${configSource.name})`);
       const scale = entries.get(`${name}_scale`) ?? fail(`${name}_scale`, `is missing: quantized "${name}" needs F32 [${rows}] scales`);
       const stored = bits === 8 ? { dtype: 'I8', shape: [rows, cols] } : { dtype: 'U8', shape: [rows, Math.ceil(cols / 2)] };
@@ -232,10 +244,10 @@ export async function readHfInt8Checkpoint(open: FileOpener): Promise<LoadedQuan
       if (shapeText(weight.shape) !== shapeText(stored.shape)) fail(name, `has shape ${shapeText(weight.shape)}, expected ${shapeText(stored.shape)} (${bits}-bit values of a [${rows}, ${cols}] weight)`);
       if (scale.dtype !== 'F32') fail(scale.name, `has dtype ${scale.dtype}, expected F32`);
       if (shapeText(scale.shape) !== shapeText([rows])) fail(scale.name, `has shape ${shapeText(scale.shape)}, expected [${rows}] (one scale per output channel of "${name}" [${rows}, ${cols}])`);
-      quantizedEntries.set(module, { weight, scale, rows, cols });
+      quantizedEntries.set(module, { weight, scale, rows, cols, bits });
     }
-    const quantizedWeightNames = new Set(modules.map((m) => `${m}.weight`));
-    const scaleNames = new Set(modules.map((m) => `${m}.weight_scale`));
+    const quantizedWeightNames = new Set(modules.map((m) => m.weight));
+    const scaleNames = new Set(modules.map((m) => `${m.weight}_scale`));
     for (const e of header.tensors) {
       if (!quantizedWeightNames.has(e.name) && !scaleNames.has(e.name) && !(e.dtype in readableDtypes)) {
         fail(e.name, `has dtype ${e.dtype}, but ${configSource.name}'s quantization_config does not list its module; float tensors are F32, F16 or BF16`);
@@ -251,7 +263,8 @@ export async function readHfInt8Checkpoint(open: FileOpener): Promise<LoadedQuan
     );
 
     const quantized = new Map<string, QuantizedWeight>();
-    for (const [module, { weight, scale, rows, cols }] of quantizedEntries) {
+    for (const [module, { weight, scale, rows, cols, bits }] of quantizedEntries) {
+      const qmax = 2 ** (bits - 1) - 1;
       const bytes = await source.read(weight.begin, weight.byteLength, new Uint8Array(weight.byteLength));
       const q = bits === 8 ? new Int8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) : unpackNibbles(bytes, rows, cols);
       const bad = q.findIndex((v) => v < -qmax || v > qmax);
@@ -272,7 +285,7 @@ export async function readHfInt8Checkpoint(open: FileOpener): Promise<LoadedQuan
     const warnings = entries.has(tiedOutputProjection.name)
       ? [`${file}: "${tiedOutputProjection.name}" is stored but ignored; Whisper ties it to "${tiedOutputProjection.tiedTo}"`]
       : [];
-    return { config, bits, weights, quantized, sourceDtypes, metadata: header.metadata, warnings, files: opened.map((s) => s.name) };
+    return { config, bits: defaultBits, weights, quantized, sourceDtypes, metadata: header.metadata, warnings, files: opened.map((s) => s.name) };
   } finally {
     await Promise.all(opened.map((s) => s.close?.()));
   }

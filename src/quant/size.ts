@@ -1,6 +1,6 @@
 import { parameterCount, whisperParameters, type WhisperConfig } from '../model/config.js';
 import type { WritableDtype } from '../io/safetensors.js';
-import { resolvePlan, type QuantizationPlan } from './weights.js';
+import { resolvePlan, type QuantBits, type QuantizationPlan } from './weights.js';
 
 // Sizes as the paper's table reports them: parameters, bytes of weights, and how many times
 // smaller than the teacher stored as float32. Bytes are the tensor data of the dq-whisper-int8
@@ -28,13 +28,17 @@ export interface SizedModel {
   readonly floatDtype?: WritableDtype;
 }
 
+/** Bytes of a weight [rows, cols] quantized to `bits` as hf-int8.ts stores it: whole bytes per row, plus one f32 scale per row. */
+export function quantizedWeightBytes(shape: readonly [number, number], bits: QuantBits): number {
+  return shape[0] * (Math.ceil((shape[1] * bits) / 8) + 4);
+}
+
 /** Bytes of tensor data of `model` stored as hf-int8.ts writes it (see the note above). */
 export function checkpointBytes(model: Omit<SizedModel, 'label'>): number {
   const floatBytes = model.floatDtype === 'F16' ? 2 : 4;
   const quantized = new Map<string, number>();
   if (model.plan) {
-    const { modules, bits } = resolvePlan(model.config, model.plan);
-    for (const m of modules) quantized.set(m.weight, m.shape[0] * (Math.ceil((m.shape[1] * bits) / 8) + 4));
+    for (const m of resolvePlan(model.config, model.plan).modules) quantized.set(m.weight, quantizedWeightBytes(m.shape, m.bits));
   }
   return whisperParameters(model.config).reduce((n, p) => n + (quantized.get(p.name) ?? floatBytes * p.shape.reduce((a, b) => a * b, 1)), 0);
 }

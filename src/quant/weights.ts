@@ -120,10 +120,17 @@ export function quantizableModules(config: WhisperConfig): QuantizableModule[] {
 export interface QuantizationPlan {
   /** Module names (see {@link quantizableModules}). */
   readonly modules: readonly string[];
-  /** 8 (default) or 4, for every module listed. */
+  /** 8 (default) or 4, for every module listed that {@link moduleBits} does not name. */
   readonly bits?: number;
+  /** Bits of individual listed modules, overriding {@link bits} for them (a mixed int8/int4 plan). */
+  readonly moduleBits?: ReadonlyMap<string, number>;
   /** Per-channel scales to use instead of max|W_c| / qmax (learned LSQ scales), by module name. */
   readonly scales?: ReadonlyMap<string, Float32Array>;
+}
+
+/** A quantizable module of a plan with the bits it is quantized to. */
+export interface PlannedModule extends QuantizableModule {
+  readonly bits: QuantBits;
 }
 
 /** A plan that quantizes every quantizable module of `config` to `bits`. */
@@ -132,11 +139,11 @@ export function fullQuantizationPlan(config: WhisperConfig, bits: QuantBits = 8)
 }
 
 /**
- * The plan's modules resolved against `config`, in declaration order. Throws ConfigError naming
- * a module that is not quantizable (or listed twice), a scale map entry for a module not in the
- * plan, and bits other than 8 or 4.
+ * The plan's modules resolved against `config`, in declaration order, each with its bits; `bits`
+ * is the plan's default. Throws ConfigError naming a module that is not quantizable (or listed
+ * twice), a scale map or bits entry for a module not in the plan, and bits other than 8 or 4.
  */
-export function resolvePlan(config: WhisperConfig, plan: QuantizationPlan): { modules: QuantizableModule[]; bits: QuantBits } {
+export function resolvePlan(config: WhisperConfig, plan: QuantizationPlan): { modules: PlannedModule[]; bits: QuantBits } {
   const bits = plan.bits ?? 8;
   checkBits(bits, 'quantization plan');
   const all = quantizableModules(config);
@@ -148,8 +155,11 @@ export function resolvePlan(config: WhisperConfig, plan: QuantizationPlan): { mo
     }
     listed.add(m);
   }
-  for (const m of plan.scales?.keys() ?? []) {
-    if (!listed.has(m)) throw new ConfigError(`quantization plan: scales given for "${m}", which the plan does not quantize`);
+  for (const [what, map] of [['scales', plan.scales], ['bits', plan.moduleBits]] as const) {
+    for (const m of map?.keys() ?? []) {
+      if (!listed.has(m)) throw new ConfigError(`quantization plan: ${what} given for "${m}", which the plan does not quantize`);
+    }
   }
-  return { modules: all.filter((q) => listed.has(q.module)), bits };
+  for (const [m, b] of plan.moduleBits ?? []) checkBits(b, `quantization plan: module "${m}"`);
+  return { modules: all.filter((q) => listed.has(q.module)).map((q) => ({ ...q, bits: (plan.moduleBits?.get(q.module) ?? bits) as QuantBits })), bits };
 }

@@ -85,6 +85,27 @@ describe('Hugging Face int8 checkpoints (dq-whisper-int8)', () => {
     expect(fc1.some((v, i) => v !== original[i])).toBe(true);
   });
 
+  it('a mixed plan: int8 by default, int4 for the modules moduleBits names; module_bits recorded and read back per module', async () => {
+    const int4 = ['model.decoder.embed_tokens', 'model.encoder.layers.0.fc2'];
+    const plan = { ...fullQuantizationPlan(smallConfig, 8), moduleBits: new Map(int4.map((m) => [m, 4])) };
+    const files = hfInt8CheckpointFiles(quantizeCheckpoint(model, plan));
+    const configJson = JSON.parse(new TextDecoder().decode(concatChunks(files[0]!)));
+    expect(configJson.quantization_config.bits).toBe(8);
+    expect(configJson.quantization_config.module_bits).toEqual({ 'model.encoder.layers.0.fc2': 4, 'model.decoder.embed_tokens': 4 });
+    const header = await readSafetensorsHeader(bufferSource(concatChunks(files[1]!), 'model.safetensors'));
+    const byName = new Map(header.tensors.map((t) => [t.name, t]));
+    expect(byName.get('model.encoder.layers.0.fc2.weight')).toMatchObject({ dtype: 'U8', shape: [32, 32] });
+    expect(byName.get('model.encoder.layers.0.fc1.weight')).toMatchObject({ dtype: 'I8', shape: [64, 32] });
+    const loaded = await readHfInt8Checkpoint(openerOf(files));
+    expect(loaded.bits).toBe(8);
+    for (const m of quantizableModules(smallConfig)) {
+      const bits = int4.includes(m.module) ? 4 : 8;
+      const got = loaded.quantized.get(m.module)!;
+      expect(got.bits, m.module).toBe(bits);
+      expect([...got.q], m.weight).toEqual([...quantizeRowsRef(model.weights.get(m.weight)!, m.shape[0], m.shape[1], 2 ** (bits - 1) - 1).q]);
+    }
+  });
+
   it('an empty plan quantizes nothing: dequantized equals the original bit for bit', () => {
     const qc = quantizeCheckpoint(model, { modules: [] });
     expectSameWeights(dequantizeCheckpoint(qc).weights, model.weights);
@@ -132,6 +153,11 @@ describe('Hugging Face int8 checkpoints (dq-whisper-int8)', () => {
       await expectError(withConfig((q) => { q.bits = 3; }), undefined, /config\.json: quantization_config bits is 3, expected 8 or 4/);
       await expectError(withConfig((q) => { q.quant_method = 'gptq'; }), undefined, /quant_method is "gptq", expected "dq-whisper-int8"/);
       await expectError(withConfig((q) => { q.modules = ['model.encoder.conv1']; }), undefined, /modules: "model\.encoder\.conv1" is not a quantizable module/);
+      await expectError(withConfig((q) => { q.module_bits = { 'model.encoder.layers.0.fc1': 2 }; }), undefined, /quantization_config module_bits "model\.encoder\.layers\.0\.fc1" is 2, expected 8 or 4/);
+      await expectError(withConfig((q) => { q.module_bits = [4]; }), undefined, /quantization_config module_bits is \[4\], expected an object/);
+      await expectError(withConfig((q) => { q.modules = ['model.encoder.layers.0.fc1']; q.module_bits = { 'model.encoder.layers.0.fc2': 4 }; }), undefined, /modules: bits given for "model\.encoder\.layers\.0\.fc2", which the plan does not quantize/);
+      // The stored int8 tensor of a module module_bits declares 4-bit is refused by dtype.
+      await expectError(withConfig((q) => { q.module_bits = { 'model.encoder.layers.0.fc1': 4 }; }), fc1, /has dtype I8, expected U8 \(4-bit quantized module in config\.json\)/);
       const floatConfig = new TextEncoder().encode(JSON.stringify({ ...JSON.parse(new TextDecoder().decode(concatChunks(good[0]!))), quantization_config: undefined }));
       await expectError([{ name: 'config.json', byteLength: floatConfig.byteLength, *chunks() { yield floatConfig; } }, good[1]!], undefined, /quantization_config is missing: not a dq-whisper-int8 checkpoint/);
     });

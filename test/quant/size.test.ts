@@ -14,7 +14,8 @@ describe('size table', () => {
     const config = { ...smallConfig, decoder_ffn_dim: 45 };
     const model = { config, weights: initWhisperWeights(config, 4, { randomizeAll: true }) };
     const partial = { modules: ['model.decoder.embed_tokens', 'model.decoder.layers.1.fc2'], bits: 4 };
-    for (const [plan, floatDtype] of [[fullQuantizationPlan(config, 8), 'F32'], [fullQuantizationPlan(config, 4), 'F32'], [partial, 'F16'], [{ modules: [] }, 'F32']] as const) {
+    const mixed = { ...fullQuantizationPlan(config, 8), moduleBits: new Map([['model.decoder.layers.0.fc2', 4], ['model.decoder.embed_tokens', 4]]) };
+    for (const [plan, floatDtype] of [[fullQuantizationPlan(config, 8), 'F32'], [fullQuantizationPlan(config, 4), 'F32'], [partial, 'F16'], [mixed, 'F16'], [{ modules: [] }, 'F32']] as const) {
       const file = hfInt8CheckpointFiles(quantizeCheckpoint(model, plan), { dtype: floatDtype })[1]!;
       const bytes = concatChunks(file);
       const header = await readSafetensorsHeader(bufferSource(bytes, file.name));
