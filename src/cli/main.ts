@@ -2,7 +2,10 @@
 import { parseArgs } from 'node:util';
 import { Gpu } from '../gpu/gpu.js';
 import { DqwError } from '../errors.js';
+import { distillCommand, trainCommand } from './distill.js';
+import { evalCommand } from './eval.js';
 import { exportCommand } from './export.js';
+import { pseudoLabelCommand } from './pseudo-label.js';
 import { transcribeCommand } from './transcribe.js';
 
 const usage = `usage: dqw <command> [options]
@@ -13,6 +16,12 @@ commands:
                     [--no-timestamps] [--format txt|vtt|srt|tsv|json] [--output dir]: transcripts
   export --model <dir|file> --format hf|ggml --output <path> [--quant none|int8|int4|q8_0]
                     [--dtype f32|f16] [--teacher <dir|file>]: write a checkpoint, print its size
+  distill --teacher <ckpt> --student <preset|config.json|ckpt> --data <manifest> --out <dir>
+                    [...]: DQ-Whisper distillation (dqw distill --help for the options)
+  train --model <preset|config.json|ckpt> --data <manifest> --out <dir> [...]: cross-entropy training
+  eval --model <dir|file> --data <manifest> [--language xx] [--limit n] [--json]: WER, CER, RTF
+  pseudo-label --teacher <dir|file> --data <manifest> --out <file.jsonl> [--max-wer 0.1]
+                    [--language xx] [--limit n]: the teacher's transcripts as a filtered manifest
 `;
 
 /** `dqw info`: what the engine obtained from the adapter. */
@@ -41,6 +50,10 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
   info,
   transcribe: (argv) => transcribeCommand(argv),
   export: (argv) => exportCommand(argv),
+  distill: (argv) => distillCommand(argv),
+  train: (argv) => trainCommand(argv),
+  eval: (argv) => evalCommand(argv),
+  'pseudo-label': (argv) => pseudoLabelCommand(argv),
 };
 
 export async function main(argv: string[]): Promise<number> {

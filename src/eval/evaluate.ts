@@ -33,7 +33,10 @@ export interface UtteranceResult {
   readonly hypothesis: string;
   /** Seconds of audio (16 kHz samples / 16000). */
   readonly audioSeconds: number;
-  /** Wall-clock seconds of the log-mel and decoding (not of reading the file). */
+  /**
+   * Wall-clock seconds of the log-mel and decoding (not of reading the file). On an Evaluator's
+   * first call this includes compiling the programs, once per shape, on the first utterance.
+   */
   readonly decodeSeconds: number;
 }
 
