@@ -4,6 +4,7 @@ import { Gpu } from '../gpu/gpu.js';
 import { DqwError } from '../errors.js';
 import { distillCommand, trainCommand } from './distill.js';
 import { evalCommand } from './eval.js';
+import { dataCommand } from './data.js';
 import { exportCommand } from './export.js';
 import { pseudoLabelCommand } from './pseudo-label.js';
 import { transcribeCommand } from './transcribe.js';
@@ -16,6 +17,7 @@ commands:
                     [--no-timestamps] [--format txt|vtt|srt|tsv|json] [--output dir]: transcripts
   export --model <dir|file> --format hf|ggml --output <path> [--quant none|int8|int4|q8_0]
                     [--dtype f32|f16] [--teacher <dir|file>]: write a checkpoint, print its size
+  data synth --hours <h> --out <dir> [--languages de,fr,...] [--seed n]: synthetic speech corpus
   distill --teacher <ckpt> --student <preset|config.json|ckpt> --data <manifest> --out <dir>
                     [...]: DQ-Whisper distillation (dqw distill --help for the options)
   train --model <preset|config.json|ckpt> --data <manifest> --out <dir> [...]: cross-entropy training
@@ -50,6 +52,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
   info,
   transcribe: (argv) => transcribeCommand(argv),
   export: (argv) => exportCommand(argv),
+  data: (argv) => dataCommand(argv),
   distill: (argv) => distillCommand(argv),
   train: (argv) => trainCommand(argv),
   eval: (argv) => evalCommand(argv),

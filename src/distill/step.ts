@@ -68,10 +68,15 @@ export interface DistillationStepOptions extends DistillationLossOptions, Omit<A
    * no student encoder is run or trained (its config must equal the teacher's encoder).
    */
   frozenEncoder?: boolean;
-  /** Initial values of the hidden-state projections by name (a resumed run); others are drawn from `seed`. */
-  projections?: ReadonlyMap<string, Float32Array>;
+  /**
+   * Hidden-state projections by name: initial values (a resumed run), or GPU tensors to share
+   * with another step (an evaluation step reads the training step's); others are drawn from `seed`.
+   */
+  projections?: ReadonlyMap<string, Float32Array | Tensor>;
   /** Seed of the projections' initialisation (default 0). */
   seed?: number;
+  /** false: forward and losses only (no backward, no update), e.g. a dev-set loss. Default true. */
+  train?: boolean;
   compile?: CompileOptions;
 }
 
@@ -137,8 +142,10 @@ export class DistillationStep {
     private readonly gradNormSquared: GraphTensor | null,
     /** Parameter -> gradient (after a run: this step's gradients). */
     readonly grads: ReadonlyMap<GraphTensor, GraphTensor>,
-    /** The learned projections (owned by the step), by {@link projectionName}. */
+    /** The learned projections, by {@link projectionName}. */
     readonly projections: ReadonlyMap<string, Tensor>,
+    /** The projections this step uploaded (freed by destroy; shared ones are not). */
+    private readonly owned: readonly Tensor[],
     private readonly gpu: Gpu,
   ) {}
 
@@ -157,7 +164,8 @@ export class DistillationStep {
 
   /** Run step `step` (1-based: AdamW's bias correction and the map's recompute schedule) at learning rate `lr`. */
   async run(step: number, lr: number): Promise<DistillationLosses> {
-    await this.compiled.run({ step, lr });
+    const scalars = this.compiled.graph.scalars;
+    await this.compiled.run(Object.fromEntries(Object.entries({ step, lr }).filter(([k]) => scalars.has(k))));
     const { ce, kl, matched } = this.losses;
     const order = [ce, ...(kl ? [kl] : []), ...matched.map((m) => m.loss), ...(this.gradNormSquared ? [this.gradNormSquared] : [])];
     const v = await this.compiled.readScalars(order);
@@ -222,7 +230,7 @@ export class DistillationStep {
 
   destroy(): void {
     this.compiled.destroy();
-    this.gpu.free(...this.projections.values());
+    this.gpu.free(...this.owned);
   }
 }
 
@@ -266,8 +274,9 @@ export async function compileDistillationStep(gpu: Gpu, opts: DistillationStepOp
   const teacher = teacherWeights ? buildWhisper(g, teacherWeights, opts.shape, { label: 'teacher' }) : null;
   const userTrainable = opts.trainable ?? (() => true);
   const trainable = (name: string) => name !== FROZEN_ENCODER_POSITIONS && !(frozenEncoder && name.startsWith('model.encoder.')) && userTrainable(name);
+  const train = opts.train ?? true;
   const student = buildWhisper(g, opts.student, opts.shape, {
-    trainable,
+    trainable: train ? trainable : false,
     quantize: opts.quantize,
     label: 'student',
     inputs: teacher?.inputs,
@@ -279,11 +288,12 @@ export async function compileDistillationStep(gpu: Gpu, opts: DistillationStepOp
     if (weight > 0) roots.push(t);
     return t;
   };
-  const ce = loss(crossEntropyLoss(g, student.logits, labels, { ignoreIndex, weight: alpha, gradient: alpha > 0, label: 'cross-entropy' }), alpha);
-  const kl = teacher ? loss(klDivergenceLoss(g, student.logits, teacher.logits, { tau, mask: labels, ignoreIndex, weight: beta, gradient: beta > 0, label: 'kl-divergence' }), beta) : null;
+  const ce = loss(crossEntropyLoss(g, student.logits, labels, { ignoreIndex, weight: alpha, gradient: train && alpha > 0, label: 'cross-entropy' }), alpha);
+  const kl = teacher ? loss(klDivergenceLoss(g, student.logits, teacher.logits, { tau, mask: labels, ignoreIndex, weight: beta, gradient: train && beta > 0, label: 'kl-divergence' }), beta) : null;
 
   // Hidden-state matching, encoder and decoder separately.
   const projections = new Map<string, Tensor>();
+  const owned: Tensor[] = [];
   const matched: MatchedSide[] = [];
   const hiddenStates = opts.hiddenStates ?? d.hiddenStates;
   const sides = !teacher ? [] : (['encoder', 'decoder'] as const).filter((s) => hiddenStates.includes(s) && !(s === 'encoder' && frozenEncoder));
@@ -297,12 +307,18 @@ export async function compileDistillationStep(gpu: Gpu, opts: DistillationStepOp
       if (dS === dT) return h;
       const name = projectionName(side, i + 1);
       const given = opts.projections?.get(name);
-      if (given && given.length !== dT * dS) throw new ShapeError(`distillation: projection "${name}" has ${given.length} values, expected ${dT}x${dS}`);
-      // nn.Linear's scale: uniform in ±1/sqrt(in).
-      const init = given ?? Float32Array.from({ length: dT * dS }, () => (2 * rng.uniform() - 1) / Math.sqrt(dS));
-      const p = gpu.upload(init, [dT, dS], 'f32', name);
+      let p: Tensor;
+      if (given && !(given instanceof Float32Array)) {
+        if (given.shape[0] !== dT || given.shape[1] !== dS) throw new ShapeError(`distillation: projection "${name}" is [${given.shape.join(', ')}], expected [${dT}, ${dS}]`);
+        p = given;
+      } else {
+        if (given && given.length !== dT * dS) throw new ShapeError(`distillation: projection "${name}" has ${given.length} values, expected ${dT}x${dS}`);
+        // nn.Linear's scale: uniform in ±1/sqrt(in).
+        p = gpu.upload(given ?? Float32Array.from({ length: dT * dS }, () => (2 * rng.uniform() - 1) / Math.sqrt(dS)), [dT, dS], 'f32', name);
+        owned.push(p);
+      }
       projections.set(name, p);
-      return linear(g, h, g.external(p, { trainable: true }), null, { label: `${side} projection ${i + 1}` });
+      return linear(g, h, g.external(p, { trainable: train }), null, { label: `${side} projection ${i + 1}` });
     });
     const sStack = stack(g, projected, { label: `student ${side} states` });
     const tStack = stack(g, tHidden, { label: `teacher ${side} states` });
@@ -312,14 +328,18 @@ export async function compileDistillationStep(gpu: Gpu, opts: DistillationStepOp
     const map = matchLayersOp(g, dist, { ...matching, label: `${side} layer map` });
     const target = gatherLayersOp(g, tStack, map, { label: `matched teacher ${side} states` });
     const norm = (x: GraphTensor, who: string) => (layerNormed ? layerNorm(g, x, null, null, { label: `${who} ${side} states normalised` }) : x);
-    const hs = mseLossOp(g, norm(sStack, 'student'), norm(target, 'teacher'), { mask, ignoreIndex, weight: gamma / sides.length, gradient: gamma > 0, label: `${side} hidden-state mse` });
+    const hs = mseLossOp(g, norm(sStack, 'student'), norm(target, 'teacher'), { mask, ignoreIndex, weight: gamma / sides.length, gradient: train && gamma > 0, label: `${side} hidden-state mse` });
     matched.push({ side, dist, map, loss: loss(hs, gamma) });
   }
 
   if (!roots.length) throw new ConfigError('distillation: every loss weight is 0; nothing to train');
-  const grads = backward(g, roots);
-  const noDecay = (p: GraphTensor) => p.label.endsWith('.bias') || /layer_norm\.weight$/.test(p.label);
-  const { gradNormSquared } = adamw(g, grads, { ...opts, noDecay });
+  let grads = new Map<GraphTensor, GraphTensor>();
+  let gradNormSquared: GraphTensor | null = null;
+  if (train) {
+    grads = backward(g, roots);
+    const noDecay = (p: GraphTensor) => p.label.endsWith('.bias') || /layer_norm\.weight$/.test(p.label);
+    gradNormSquared = adamw(g, grads, { ...opts, noDecay }).gradNormSquared;
+  }
   const compiled = await compileGraph(gpu, g, opts.compile);
-  return new DistillationStep(compiled, student, teacher, labels, { ce, kl, matched }, { alpha, beta, gamma }, gradNormSquared, grads, projections, gpu);
+  return new DistillationStep(compiled, student, teacher, labels, { ce, kl, matched }, { alpha, beta, gamma }, gradNormSquared, grads, projections, owned, gpu);
 }

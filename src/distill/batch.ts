@@ -1,0 +1,96 @@
+// From examples (audio + transcript) to the host data of a training step: the log-mel of each
+// clip padded or trimmed to the model's window (GPU, as Whisper's pad_or_trim + log_mel), and
+// the decoder sequence <|sot|><|lang|><|transcribe|><|notimestamps|> text <|eot|> split into
+// inputs (all but the last) and labels (all but the first), right-padded with the ignore index.
+import { HOP_LENGTH, LogMelSpectrogram } from '../audio/logmel.js';
+import type { MelFilters } from '../audio/mel-filters.js';
+import { ConfigError, ShapeError } from '../errors.js';
+import type { Gpu } from '../gpu/gpu.js';
+import { melFrames, type WhisperConfig } from '../model/config.js';
+import type { WhisperTokenizer } from '../text/tokenizer.js';
+import type { TrainingExample } from '../data/examples.js';
+import type { DistillationBatch } from './step.js';
+
+/** An example ready for batching: its log-mel and its full token sequence. */
+export interface PreparedExample {
+  readonly example: TrainingExample;
+  /** f32 [num_mel_bins, 2 * max_source_positions]. */
+  readonly mel: Float32Array;
+  /** sot sequence + text + eot (possibly cut to the decoder length + 1). */
+  readonly sequence: readonly number[];
+  /** Whether the sequence was cut to fit the decoder length. */
+  readonly truncated: boolean;
+  /** Whether the audio was longer than the model's window and was trimmed. */
+  readonly trimmed: boolean;
+}
+
+/** Turns examples into batches for one model's window, decoder length and tokenizer. */
+export class BatchPreparer {
+  private readonly logMel: LogMelSpectrogram;
+  /** Samples in the model's audio window (30 s for Whisper's 1500 positions). */
+  readonly windowSamples: number;
+
+  constructor(
+    gpu: Gpu,
+    readonly config: WhisperConfig,
+    readonly tokenizer: WhisperTokenizer,
+    filters: MelFilters,
+    /** Decoder positions per sequence (the step's `tokens`). */
+    readonly tokens: number,
+    readonly ignoreIndex = -100,
+  ) {
+    if (filters.nMels !== config.num_mel_bins) throw new ConfigError(`batches: mel filterbank has ${filters.nMels} bands, the model takes num_mel_bins ${config.num_mel_bins}`);
+    if (!Number.isInteger(tokens) || tokens < 2 || tokens > config.max_target_positions) throw new ConfigError(`batches: decoder length ${tokens} must be 2..${config.max_target_positions} (max_target_positions)`);
+    this.logMel = new LogMelSpectrogram(gpu, filters);
+    this.windowSamples = melFrames(config) * HOP_LENGTH;
+  }
+
+  /** The full token sequence of an example (before any cut). */
+  sequence(example: TrainingExample): number[] {
+    const tk = this.tokenizer;
+    return [...tk.sotSequence({ language: tk.multilingual ? example.language : null, task: tk.multilingual ? 'transcribe' : null, timestamps: false }), ...tk.encode(` ${example.text.trim()}`), tk.eot];
+  }
+
+  /** Log-mel and token sequence of an example whose audio (16 kHz mono) is `samples`. */
+  async prepare(example: TrainingExample, samples: Float32Array): Promise<PreparedExample> {
+    const mel = await this.logMel.compute(samples, { length: this.windowSamples, label: example.audio });
+    const full = this.sequence(example);
+    const truncated = full.length > this.tokens + 1;
+    return { example, mel, sequence: truncated ? full.slice(0, this.tokens + 1) : full, truncated, trimmed: samples.length > this.windowSamples };
+  }
+
+  /**
+   * A batch of exactly `batch` rows: the prepared examples, then (when fewer) the same examples
+   * again in order, so a short last batch still fills the compiled shape with real data.
+   */
+  assemble(items: readonly PreparedExample[], batch: number): DistillationBatch {
+    if (!items.length) throw new ShapeError('batches: no examples to assemble');
+    const T = this.tokens;
+    const melSize = items[0]!.mel.length;
+    const mel = new Float32Array(batch * melSize);
+    const tokens = new Int32Array(batch * T).fill(this.tokenizer.eot);
+    const labels = new Int32Array(batch * T).fill(this.ignoreIndex);
+    const tokenLengths = new Uint32Array(batch);
+    for (let b = 0; b < batch; b++) {
+      const item = items[b % items.length]!;
+      if (item.mel.length !== melSize) throw new ShapeError(`batches: log-mel of ${item.example.audio} has ${item.mel.length} values, expected ${melSize}`);
+      mel.set(item.mel, b * melSize);
+      const n = item.sequence.length - 1;
+      for (let t = 0; t < n; t++) {
+        tokens[b * T + t] = item.sequence[t]!;
+        labels[b * T + t] = item.sequence[t + 1]!;
+      }
+      tokenLengths[b] = n;
+    }
+    return { mel, tokens, labels, tokenLengths };
+  }
+
+  /** Label tokens (positions with a loss) of a batch. */
+  static labelCount(batch: DistillationBatch, ignoreIndex = -100): number {
+    return batch.labels.reduce((n, l) => n + (l !== ignoreIndex ? 1 : 0), 0);
+  }
+
+  destroy(): void {
+    this.logMel.destroy();
+  }
+}

@@ -1,0 +1,286 @@
+// The training loop's engine, browser-safe: batches from a resumable Batcher, prepared on the GPU
+// (batch.ts), one compiled DistillationStep per phase (float warm-up, then fake-quant), the
+// learning-rate schedule, dev-set losses, the layer maps tracked, and the complete state a
+// checkpoint needs for an exact resume. File I/O, signals and progress bars are the caller's
+// (src/cli/distill.ts).
+import { ConfigError, DqwError } from '../errors.js';
+import type { Gpu } from '../gpu/gpu.js';
+import type { Tensor } from '../gpu/tensor.js';
+import type { AudioReader } from '../data/audio-loader.js';
+import { loadExampleAudio } from '../data/audio-loader.js';
+import { Batcher, type BatcherOptions, type BatcherState } from '../data/batcher.js';
+import type { SkippedRow, TrainingExample } from '../data/examples.js';
+import type { WhisperWeights } from '../model/whisper.js';
+import { BatchPreparer, type PreparedExample } from './batch.js';
+import { learningRateAt, validateLearningRateSchedule, type LearningRateSchedule } from './schedule.js';
+import { compileDistillationStep, DistillationStep, type DistillationLossOptions, type DistillationLosses, type LayerMaps } from './step.js';
+import { LayerMapTracker, type LayerMapChange, type LayerMapTrackerState } from './tracker.js';
+
+/** Options of a training run (`dqw distill` / `dqw train`). */
+export interface TrainerOptions {
+  /** Optimizer updates of the whole run. */
+  steps: number;
+  /** Examples per step (rows of the compiled step; a short batch repeats its examples). */
+  batchSize: number;
+  /** Learning rate over the run (totalSteps is normally `steps`). */
+  schedule: LearningRateSchedule;
+  weightDecay?: number;
+  maxGradNorm?: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  /** Loss weights, temperature, hidden states and matching (distillation only). */
+  loss?: DistillationLossOptions;
+  /** Fake-quantize these student weights (quantization-aware distillation). */
+  quantize?: (weightName: string) => { bits?: number } | null;
+  /** Float steps before fake-quant switches on (default 0). */
+  quantWarmupSteps?: number;
+  /** The student keeps the teacher's encoder (see DistillationStepOptions.frozenEncoder). */
+  frozenEncoder?: boolean;
+  /** Seed of data order and projection initialisation. */
+  seed: number;
+  /** Batcher pools (language mixing); default 4. */
+  poolBatches?: number;
+  /** Most bytes of prepared examples (log-mel + tokens) kept in memory between epochs (default 512 MiB). */
+  cacheBytes?: number;
+}
+
+/** What one training step did. */
+export interface TrainingStepResult {
+  step: number;
+  epoch: number;
+  lr: number;
+  losses: DistillationLosses;
+  /** Examples in the batch (before repetition to fill the compiled rows). */
+  examples: number;
+  /** Label tokens with a loss. */
+  tokens: number;
+  /** Wall seconds of the step, batch preparation included. */
+  seconds: number;
+  /** Maps that changed at this step. */
+  mapChanges: { encoder?: LayerMapChange; decoder?: LayerMapChange };
+  /** Whether this step ran with fake-quant. */
+  quantized: boolean;
+}
+
+/** The JSON part of a trainer's checkpoint state (the tensors go in training.safetensors). */
+export interface TrainerState {
+  step: number;
+  batcher: BatcherState;
+  maps: { encoder: LayerMapTrackerState | null; decoder: LayerMapTrackerState | null };
+}
+
+/** Where a run starts from: nothing (a new run) or a checkpoint's state and training tensors. */
+export interface TrainerResume {
+  state: TrainerState;
+  tensors: ReadonlyMap<string, Float32Array>;
+}
+
+function isTrainerState(x: unknown): x is TrainerState {
+  const s = x as TrainerState | null;
+  return !!s && Number.isSafeInteger(s.step) && typeof s.batcher === 'object' && !!s.batcher && typeof s.maps === 'object' && !!s.maps;
+}
+
+/** Validate a checkpoint's JSON state as a TrainerState; `source` names the checkpoint in the error. */
+export function trainerStateFrom(json: unknown, source: string): TrainerState {
+  const state = (json as { trainer?: unknown } | null)?.trainer;
+  if (!isTrainerState(state)) throw new DqwError(`${source}: training.json has no valid "trainer" state (step, batcher, maps); was it written by dqw distill/train?`);
+  return state;
+}
+
+/** A training run in progress. */
+export class Trainer {
+  private current: { step: DistillationStep; quantized: boolean } | null = null;
+  private evalStep: DistillationStep | null = null;
+  private readonly cache = new Map<string, PreparedExample>();
+  private cacheUsed = 0;
+  private pendingTensors: ReadonlyMap<string, Float32Array> | null;
+  readonly skipped: SkippedRow[] = [];
+  readonly encoderMaps: LayerMapTracker | null;
+  readonly decoderMaps: LayerMapTracker | null;
+  /** Steps done so far. */
+  step: number;
+  private readonly batcher: Batcher;
+
+  constructor(
+    readonly gpu: Gpu,
+    readonly teacher: WhisperWeights | null,
+    readonly student: WhisperWeights,
+    readonly preparer: BatchPreparer,
+    readonly examples: readonly TrainingExample[],
+    readonly readAudio: AudioReader,
+    readonly options: TrainerOptions,
+    resume?: TrainerResume,
+  ) {
+    validateLearningRateSchedule(options.schedule);
+    if (!Number.isSafeInteger(options.steps) || options.steps < 1) throw new ConfigError(`training: steps must be a positive integer, got ${options.steps}`);
+    if (!Number.isSafeInteger(options.batchSize) || options.batchSize < 1) throw new ConfigError(`training: batch size must be a positive integer, got ${options.batchSize}`);
+    if (!examples.length) throw new ConfigError('training: no usable training examples');
+    const batcherOptions: BatcherOptions = { seed: options.seed, maxExamples: options.batchSize, poolBatches: options.poolBatches };
+    this.batcher = resume ? Batcher.fromState(examples, batcherOptions, resume.state.batcher) : new Batcher(examples, batcherOptions);
+    this.step = resume?.state.step ?? 0;
+    const tracker = (layers: number, state: LayerMapTrackerState | null | undefined) => (state ? LayerMapTracker.fromState(state) : new LayerMapTracker(layers));
+    const hs = options.loss?.hiddenStates ?? 'encoder+decoder';
+    this.encoderMaps = teacher && hs.includes('encoder') && !options.frozenEncoder ? tracker(student.config.encoder_layers, resume?.state.maps.encoder) : null;
+    this.decoderMaps = teacher && hs.includes('decoder') ? tracker(student.config.decoder_layers, resume?.state.maps.decoder) : null;
+    this.pendingTensors = resume?.tensors ?? null;
+  }
+
+  /** Whether step `step` (1-based) runs with fake-quant. */
+  quantizedAt(step: number): boolean {
+    return !!this.options.quantize && step > (this.options.quantWarmupSteps ?? 0);
+  }
+
+  /** The compiled step for `step`, compiled (or recompiled at the fake-quant switch) on demand, moments carried over. */
+  private async stepFor(step: number): Promise<DistillationStep> {
+    const quantized = this.quantizedAt(step);
+    if (this.current?.quantized === quantized) return this.current.step;
+    const carried = this.current ? await this.current.step.trainingTensors() : this.pendingTensors;
+    this.current?.step.destroy();
+    this.current = null;
+    this.evalStep?.destroy();
+    this.evalStep = null;
+    const o = this.options;
+    const compiled = await compileDistillationStep(this.gpu, {
+      ...o.loss,
+      teacher: this.teacher,
+      student: this.student,
+      shape: { batch: o.batchSize, tokens: this.preparer.tokens, padded: true },
+      lr: learningRateAt(o.schedule, Math.max(1, step)),
+      weightDecay: o.weightDecay,
+      maxGradNorm: o.maxGradNorm,
+      beta1: o.beta1,
+      beta2: o.beta2,
+      eps: o.eps,
+      quantize: quantized ? o.quantize : undefined,
+      frozenEncoder: o.frozenEncoder,
+      projections: carried ?? undefined,
+      seed: o.seed,
+    });
+    if (carried) compiled.restoreTrainingTensors(carried, 'resumed training state');
+    this.pendingTensors = null;
+    this.current = { step: compiled, quantized };
+    return compiled;
+  }
+
+  /** Prepared examples of a batch (from the cache when seen before); bad audio is skipped and recorded. */
+  private async prepareAll(examples: readonly TrainingExample[]): Promise<PreparedExample[]> {
+    const out: PreparedExample[] = [];
+    for (const e of examples) {
+      const key = `${e.source}:${e.line}:${e.audio}`;
+      const hit = this.cache.get(key);
+      if (hit) {
+        out.push(hit);
+        continue;
+      }
+      const audio = await loadExampleAudio(e, this.readAudio);
+      if (audio.skipped) {
+        if (!this.skipped.some((s) => s.source === audio.skipped.source && s.line === audio.skipped.line)) this.skipped.push(audio.skipped);
+        continue;
+      }
+      const prepared = await this.preparer.prepare(e, audio.samples);
+      const bytes = prepared.mel.byteLength + 8 * prepared.sequence.length;
+      if (this.cacheUsed + bytes <= (this.options.cacheBytes ?? 512 * 2 ** 20)) {
+        this.cache.set(key, prepared);
+        this.cacheUsed += bytes;
+      }
+      out.push(prepared);
+    }
+    return out;
+  }
+
+  /** Run the next step. Batches whose every clip fails to load are passed over (and recorded as skipped). */
+  async trainStep(): Promise<TrainingStepResult> {
+    const started = performance.now();
+    const step = this.step + 1;
+    let batch;
+    let prepared: PreparedExample[] = [];
+    for (let tries = 0; !prepared.length; tries++) {
+      if (tries > 0 && tries >= this.examples.length) throw new DqwError(`training: no clip of the training set could be loaded (${this.skipped.length} skipped; first: ${this.skipped[0]?.reason ?? '?'})`);
+      batch = this.batcher.next();
+      prepared = await this.prepareAll(batch.examples);
+    }
+    const compiled = await this.stepFor(step);
+    const data = this.preparer.assemble(prepared, this.options.batchSize);
+    compiled.write(data);
+    const lr = learningRateAt(this.options.schedule, step);
+    const losses = await compiled.run(step, lr);
+    if (!Number.isFinite(losses.total)) throw new DqwError(`training: the loss is ${losses.total} at step ${step} (ce ${losses.ce}, kl ${losses.kl}, hs ${losses.hs}); lower the learning rate or set --max-grad-norm`);
+    const mapChanges: TrainingStepResult['mapChanges'] = {};
+    if (this.encoderMaps || this.decoderMaps) {
+      const maps = await compiled.layerMaps();
+      if (maps.encoder && this.encoderMaps) mapChanges.encoder = this.encoderMaps.record(step, maps.encoder);
+      if (maps.decoder && this.decoderMaps) mapChanges.decoder = this.decoderMaps.record(step, maps.decoder);
+    }
+    this.step = step;
+    return {
+      step,
+      epoch: batch!.epoch,
+      lr,
+      losses,
+      examples: prepared.length,
+      tokens: BatchPreparer.labelCount(data),
+      seconds: (performance.now() - started) / 1000,
+      mapChanges,
+      quantized: this.current!.quantized,
+    };
+  }
+
+  /** The layer maps in use now (null sides when not matched). */
+  async layerMaps(): Promise<LayerMaps | null> {
+    return this.current ? this.current.step.layerMaps() : null;
+  }
+
+  /**
+   * Mean losses over `examples` with the current weights (forward only, the phase's fake-quant,
+   * the maps chosen on each dev batch), weighted by label tokens.
+   */
+  async evaluateLoss(examples: readonly TrainingExample[]): Promise<DistillationLosses & { tokens: number }> {
+    const train = await this.stepFor(Math.max(1, this.step));
+    if (!this.evalStep) {
+      const o = this.options;
+      this.evalStep = await compileDistillationStep(this.gpu, {
+        ...o.loss,
+        teacher: this.teacher,
+        student: this.student,
+        shape: { batch: o.batchSize, tokens: this.preparer.tokens, padded: true },
+        lr: 0,
+        quantize: this.current!.quantized ? o.quantize : undefined,
+        frozenEncoder: o.frozenEncoder,
+        projections: train.projections as ReadonlyMap<string, Tensor>,
+        train: false,
+      });
+    }
+    const sum = { total: 0, ce: 0, kl: 0, hs: 0, hsEncoder: 0, hsDecoder: 0, gradNorm: NaN, tokens: 0 };
+    for (let i = 0; i < examples.length; i += this.options.batchSize) {
+      const prepared = await this.prepareAll(examples.slice(i, i + this.options.batchSize));
+      if (!prepared.length) continue;
+      // Only the real rows count: repeat nothing, ignore the filler rows' labels.
+      const data = this.preparer.assemble(prepared, this.options.batchSize);
+      data.labels.fill(-100, prepared.length * this.preparer.tokens);
+      this.evalStep.write(data);
+      const l = await this.evalStep.run(1, 0);
+      const n = BatchPreparer.labelCount(data);
+      for (const k of ['total', 'ce', 'kl', 'hs', 'hsEncoder', 'hsDecoder'] as const) sum[k] += l[k] * n;
+      sum.tokens += n;
+    }
+    if (!sum.tokens) throw new DqwError('evaluation: no dev clip could be loaded');
+    for (const k of ['total', 'ce', 'kl', 'hs', 'hsEncoder', 'hsDecoder'] as const) sum[k] /= sum.tokens;
+    return sum;
+  }
+
+  /** Everything a checkpoint needs for an exact resume: JSON state, and optimizer moments + projections. */
+  async checkpointState(): Promise<{ state: TrainerState; tensors: Map<string, Float32Array> }> {
+    const tensors = this.current ? await this.current.step.trainingTensors() : new Map(this.pendingTensors ?? []);
+    return {
+      state: { step: this.step, batcher: this.batcher.state(), maps: { encoder: this.encoderMaps?.state() ?? null, decoder: this.decoderMaps?.state() ?? null } },
+      tensors,
+    };
+  }
+
+  destroy(): void {
+    this.current?.step.destroy();
+    this.evalStep?.destroy();
+    this.preparer.destroy();
+  }
+}
