@@ -18,7 +18,16 @@ const strategies: LayerMatchingOptions[] = [
 ];
 
 /** Run matchLayersGpu on each matrix with each option set in one submit; 1-based maps and status words. */
-async function gpuMaps(cases: { ls: number; lt: number; d: Float32Array; opts: LayerMatchingOptions; previous?: number[]; update?: boolean }[]) {
+interface MatchCase {
+  ls: number;
+  lt: number;
+  d: Float32Array;
+  opts: LayerMatchingOptions;
+  previous?: number[];
+  update?: boolean;
+}
+
+async function gpuMaps(cases: MatchCase[]) {
   const g = gpu();
   const maps = cases.map((c) => g.upload(Uint32Array.from([...(c.previous ?? new Array(c.ls).fill(7)), 9]), [c.ls + 1], 'u32', 'map'));
   await g.run((rec) => cases.forEach((c, k) => matchLayersGpu(rec, g.upload(c.d, [c.ls, c.lt], 'f32', 'D'), maps[k]!, { ...c.opts, update: c.update })));
@@ -33,7 +42,7 @@ async function gpuMaps(cases: { ls: number; lt: number; d: Float32Array; opts: L
 describe('GPU layer matching (CPU reference: distill/matching.ts matchLayers)', () => {
   it('chooses the same map as matchLayers for every strategy on random matrices of odd sizes', async () => {
     const rng = new Rng(5);
-    const cases = [];
+    const cases: MatchCase[] = [];
     for (let k = 0; k < 40; k++) {
       const lt = 1 + Math.floor(rng.uniform() * 32);
       const ls = 1 + Math.floor(rng.uniform() * lt);
@@ -52,7 +61,7 @@ describe('GPU layer matching (CPU reference: distill/matching.ts matchLayers)', 
   it('breaks exact ties as matchLayers does (lexicographically smallest map)', async () => {
     // Small integers: every sum is exact in f32 and float64, so ties are real ties on both sides.
     const rng = new Rng(11);
-    const cases = [];
+    const cases: MatchCase[] = [];
     for (let k = 0; k < 30; k++) {
       const lt = 2 + Math.floor(rng.uniform() * 8);
       const ls = 1 + Math.floor(rng.uniform() * lt);
