@@ -29,7 +29,7 @@ fi
 # tests, whose WebGPU runs on the bundled SwiftShader when there is no GPU (docs/browser.md);
 # ffmpeg and sox, independent decoders the audio tests cross-check ours against.
 need_main=()
-for pkg in chromium ffmpeg sox; do
+for pkg in chromium ffmpeg sox espeak-ng fortunes fortunes-de fortunes-es fortunes-it fortunes-ru fortunes-pl fortunes-br fortunes-cs fortunes-bg klavaro fillets-ng-data; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_main+=("$pkg")
 done
 if ((${#need_main[@]})); then
