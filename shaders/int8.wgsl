@@ -172,3 +172,36 @@ fn int8_matmul(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) l
     }
   }
 }
+
+// Embedding lookup in a row-quantized table (the tied token embedding of an int8 export):
+// out[n, c] = scale[ids[n]] * q[ids[n], c], the f32 value the fake-quant forward looks up.
+// Ids outside [0, V) give zero rows, as shaders/embedding.wgsl. A scale <= 0 marks an all-zero
+// row (quant/hf-int8.ts). Grid: (ceil(C/64), positions folded into y and z as y + z * num_workgroups.y).
+struct EmbedParams {
+  N: u32,
+  V: u32,
+  C: u32,
+  words: u32,
+}
+
+@group(0) @binding(0) var<uniform> e_params: EmbedParams;
+@group(0) @binding(1) var<storage, read> e_ids: array<i32>;
+@group(0) @binding(2) var<storage, read> e_packed: array<u32>;
+@group(0) @binding(3) var<storage, read> e_scale: array<f32>;
+@group(0) @binding(4) var<storage, read_write> e_out: array<f32>;
+
+@compute @workgroup_size(64)
+fn int8_embedding(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let c = gid.x;
+  let n = wg.y + wg.z * nwg.y;
+  if (c >= e_params.C || n >= e_params.N) { return; }
+  let id = e_ids[n];
+  var v = 0.0;
+  if (id >= 0 && id < i32(e_params.V)) {
+    let row = u32(id);
+    let word = bitcast<i32>(e_packed[row * e_params.words + c / 4u]);
+    let q = (word << (24u - 8u * (c % 4u))) >> 24u;
+    v = max(e_scale[row], 0.0) * f32(q);
+  }
+  e_out[n * e_params.C + c] = v;
+}

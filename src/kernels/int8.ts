@@ -195,3 +195,42 @@ export function int8Matmul(
     opts.label,
   );
 }
+
+/**
+ * Embedding lookup in a row-quantized table: out[..., c] = max(table.scales[id], 0) *
+ * q[id, c], the dequantized row (f32, exactly `dequantizeWeight`'s value), so a quantized tied
+ * token embedding serves the lookup without a float copy. ids: i32, any shape; table: [V, C]
+ * rows; out f32 [...ids.shape, C]. Ids outside [0, V) give zero rows (see `validateIds`).
+ */
+export function int8Embedding(rec: Recorder, ids: Tensor, table: Int8Matrix, out: Tensor, opts: { label?: string } = {}): void {
+  const what = `int8Embedding${opts.label ? ` (${opts.label})` : ''}`;
+  const C = table.cols;
+  const words = packedWords(C);
+  const V = table.scales.shape[0] ?? 0;
+  expectDType(ids, ['i32'], what);
+  expectDType(table.packed, ['u32'], what);
+  expectShape(table.packed, [V, words], what);
+  expectDType(table.scales, ['f32'], what);
+  expectShape(table.scales, [V], what);
+  expectDType(out, ['f32'], what);
+  expectShape(out, [...ids.shape, C], what);
+  const N = numel(ids.shape);
+  const y = Math.min(N, rec.gpu.limits.maxComputeWorkgroupsPerDimension);
+  rec.dispatch(
+    { shader: 'int8', entry: 'int8_embedding' },
+    {
+      tensors: { e_ids: ids, e_packed: table.packed, e_scale: table.scales, e_out: out },
+      uniforms: { N, V, C, words },
+      sizes: { e_ids: N, e_packed: V * words, e_scale: V, e_out: N * C },
+      workgroups: [Math.ceil(C / 64), y, y === 0 ? 0 : Math.ceil(N / y)],
+      flops: N * C,
+      bytes: 4 * (N + N * words + N + N * C),
+    },
+    opts.label,
+  );
+}
+
+/** The dot product `int8Matmul` runs on this device unless told otherwise: dot4I8Packed, or the core-WGSL byte arithmetic. */
+export function int8DotPath(gpu: Gpu): 'dot4I8Packed' | 'core-wgsl' {
+  return gpu.features.dot4I8Packed ? 'dot4I8Packed' : 'core-wgsl';
+}

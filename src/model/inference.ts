@@ -18,7 +18,7 @@ import { add } from '../graph/ops.js';
 import { validateIds } from '../kernels/embedding.js';
 import { copyRows, gatherSequences, validateParents } from '../kernels/kvcache.js';
 import { melFrames, type WhisperConfig } from './config.js';
-import { WhisperBlocks, type WhisperWeights } from './whisper.js';
+import { WhisperBlocks, type WhisperBlockOptions, type WhisperWeights } from './whisper.js';
 
 /** The step scalar holding the decoding position of a step program. */
 const POSITION = 'position';
@@ -69,10 +69,17 @@ class SelfAttentionCache {
     if (this.groupsPerChunk < 1) {
       throw new ShapeError(`self-attention cache: ${sequences} sequences x ${rows} rows x ${d} floats (${groupBytes} bytes) exceed one storage binding (${gpu.limits.maxStorageBufferBindingSize} bytes); use fewer sequences or tokens`);
     }
+    // Zeroed once: rows past a sequence's length are masked out of attention with weight 0, but
+    // attention_subgroups.wgsl still loads their values (fma(0, v)), and a pooled buffer may hold
+    // NaN bit patterns (e.g. of int8 words), which 0 * NaN would spread into the output.
+    const clear = gpu.device.createCommandEncoder({ label: 'self-attention cache clear' });
     for (let first = 0; first < groups; first += this.groupsPerChunk) {
       const n = Math.min(this.groupsPerChunk, groups - first);
-      this.chunks.push(gpu.empty([n, sequences, rows, d], 'f32', `self-attention cache groups ${first}..${first + n - 1}`));
+      const chunk = gpu.empty([n, sequences, rows, d], 'f32', `self-attention cache groups ${first}..${first + n - 1}`);
+      clear.clearBuffer(chunk.buffer, chunk.offset, n * groupBytes);
+      this.chunks.push(chunk);
     }
+    gpu.device.queue.submit([clear.finish()]);
   }
 
   /** Layer `layer`'s keys or values: a [sequences, rows, d] view. */
@@ -174,17 +181,31 @@ interface SessionPrograms {
   owner: DecodingSession | null;
 }
 
+/** Options of {@link WhisperInference}. */
+export interface InferenceOptions {
+  /**
+   * Fake-quantize float layers as WhisperGraphOptions.quantize says (e.g. weights and, with
+   * `activations`, inputs per token: the float simulation of an int8 model). Quantized weights
+   * (WhisperWeights.uploadQuantized) run on the int8 kernels whatever this says.
+   */
+  quantize?: WhisperBlockOptions['quantize'];
+}
+
 /**
  * Whisper on the GPU for decoding: encode batches of windows once, then decode any number of
  * sequences per window with key/value caches. Programs are compiled on first use per shape
- * (window count; sequences, token limit and prompt length) and replayed afterwards.
+ * (window count; sequences, token limit and prompt length) and replayed afterwards. Layers whose
+ * weights are quantized run on the int8 kernels, the others in f32.
  */
 export class WhisperInference {
   private readonly encoders = new Map<number, EncoderSlot>();
   private readonly sessions = new Map<string, SessionPrograms>();
   private destroyed = false;
 
-  constructor(readonly weights: WhisperWeights) {}
+  constructor(
+    readonly weights: WhisperWeights,
+    private readonly opts: InferenceOptions = {},
+  ) {}
 
   get gpu(): Gpu {
     return this.weights.gpu;
@@ -275,7 +296,7 @@ export class WhisperInference {
   private async compileEncoder(windows: number): Promise<EncoderSlot> {
     const c = this.config;
     const g = new Graph();
-    const blocks = new WhisperBlocks(g, this.weights);
+    const blocks = new WhisperBlocks(g, this.weights, { quantize: this.opts.quantize });
     const mel = g.input([windows, c.num_mel_bins, melFrames(c)], 'f32', 'mel');
     const { out } = blocks.encoder(mel);
     const kv = Array.from({ length: c.decoder_layers }, (_, l) => blocks.crossKeysValues(out, l));
@@ -345,7 +366,7 @@ export class WhisperInference {
     const T = mode === 'step' ? 1 : mode;
     const slot = this.encoders.get(p.windows)!;
     const g = new Graph();
-    const blocks = new WhisperBlocks(g, this.weights);
+    const blocks = new WhisperBlocks(g, this.weights, { quantize: this.opts.quantize });
     const tokens = g.input([S, T], 'i32', 'tokens');
     const table = blocks.param('model.decoder.embed_positions.weight');
     let positions: GraphTensor;
