@@ -1,13 +1,15 @@
 // What the dqw commands share: their output streams, progress bars, the package's Whisper assets
 // and loading a checkpoint from a path that may be either format.
 import { readFile, stat } from 'node:fs/promises';
-import { basename, dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import cliProgress from 'cli-progress';
 import { readMelFilters, type MelFilters } from '../audio/mel-filters.js';
 import { DqwError } from '../errors.js';
 import type { LoadedCheckpoint, ProgressCallback } from '../io/huggingface.js';
-import { loadGgmlCheckpoint, loadHfCheckpoint } from '../io/node-files.js';
+import { hfFileNames } from '../io/huggingface.js';
+import { loadGgmlCheckpoint, loadHfCheckpoint, loadHfInt8Checkpoint } from '../io/node-files.js';
 import type { WhisperConfig } from '../model/config.js';
+import { int8QuantMethod, type LoadedQuantizedCheckpoint } from '../quant/hf-int8.js';
 
 /** The streams the command writes to (the process's, or a test's). */
 export interface CommandIo {
@@ -39,15 +41,52 @@ export function progressBar(stream: CommandIo['stderr'], format: string): cliPro
   return new cliProgress.SingleBar({ stream, format, noTTYOutput: true, hideCursor: stream.isTTY === true, etaBuffer: 20 }, cliProgress.Presets.shades_classic);
 }
 
-/**
- * Load the checkpoint at `path` (named by the command-line option `option` in errors): a Hugging
- * Face folder, or a file in one (config.json, *.safetensors), else a whisper.cpp ggml file; with
- * a progress bar on `stderr`.
- */
-export async function loadCheckpoint(path: string, stderr: CommandIo['stderr'], option = '--model'): Promise<LoadedCheckpoint> {
+/** The Hugging Face folder `path` names (the folder, or a config.json / safetensors file in it), or null for a ggml file. */
+async function hfFolderOf(path: string, option: string): Promise<string | null> {
   const info = await stat(path).catch(() => {
     throw new DqwError(`${option} ${path}: no such file or folder`);
   });
+  if (info.isDirectory()) return path;
+  if (basename(path) === 'config.json' || path.endsWith('.safetensors') || path.endsWith('.safetensors.index.json')) return dirname(path);
+  return null;
+}
+
+/**
+ * Whether the Hugging Face folder `dir` holds a dq-whisper-int8 export: its config.json names
+ * that quant_method. A config.json that is missing or not JSON is left to the float reader,
+ * whose errors say what is wrong.
+ */
+async function isInt8Folder(dir: string): Promise<boolean> {
+  const text = await readFile(join(dir, hfFileNames.config), 'utf8').catch(() => null);
+  if (text === null) return false;
+  try {
+    const json = JSON.parse(text) as { quantization_config?: { quant_method?: unknown } } | null;
+    return json?.quantization_config?.quant_method === int8QuantMethod;
+  } catch {
+    return false;
+  }
+}
+
+/** A checkpoint to run: float (Hugging Face or ggml), or a dq-whisper-int8 export whose quantized layers run on the int8 kernels. */
+export type RunnableCheckpoint = { kind: 'float'; checkpoint: LoadedCheckpoint } | { kind: 'int8'; checkpoint: LoadedQuantizedCheckpoint };
+
+/**
+ * Load the checkpoint at `path` for inference: a dq-whisper-int8 folder (`dqw export --format hf
+ * --quant int8|int4`) as it is quantized, anything else as {@link loadCheckpoint} does.
+ */
+export async function loadRunnableCheckpoint(path: string, stderr: CommandIo['stderr'], option = '--model'): Promise<RunnableCheckpoint> {
+  const dir = await hfFolderOf(path, option);
+  if (dir !== null && (await isInt8Folder(dir))) return { kind: 'int8', checkpoint: await loadHfInt8Checkpoint(dir) };
+  return { kind: 'float', checkpoint: await loadCheckpoint(path, stderr, option) };
+}
+
+/**
+ * Load the float checkpoint at `path` (named by the command-line option `option` in errors): a
+ * Hugging Face folder, or a file in one (config.json, *.safetensors), else a whisper.cpp ggml
+ * file; with a progress bar on `stderr`.
+ */
+export async function loadCheckpoint(path: string, stderr: CommandIo['stderr'], option = '--model'): Promise<LoadedCheckpoint> {
+  const dir = await hfFolderOf(path, option);
   const loading = progressBar(stderr, `loading ${option.replace(/^--/, '')} |{bar}| {percentage}% | {tensor}`);
   loading.start(1, 0, { tensor: '' });
   const onProgress: ProgressCallback = (done, total, tensor) => {
@@ -55,9 +94,7 @@ export async function loadCheckpoint(path: string, stderr: CommandIo['stderr'], 
     loading.update(done, { tensor });
   };
   try {
-    if (info.isDirectory()) return await loadHfCheckpoint(path, { onProgress });
-    if (basename(path) === 'config.json' || path.endsWith('.safetensors') || path.endsWith('.safetensors.index.json')) return await loadHfCheckpoint(dirname(path), { onProgress });
-    return await loadGgmlCheckpoint(path, { onProgress });
+    return dir !== null ? await loadHfCheckpoint(dir, { onProgress }) : await loadGgmlCheckpoint(path, { onProgress });
   } finally {
     loading.stop();
   }

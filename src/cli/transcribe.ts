@@ -13,7 +13,8 @@ import { DqwError } from '../errors.js';
 import { Gpu } from '../gpu/gpu.js';
 import { readAudioFile16k } from '../io/audio-file.js';
 import { verifyKnownCheckpoint } from '../io/checksums.js';
-import { loadCheckpoint, loadMelFilters, progressBar, tokenizerRanksPath, type CommandIo } from './checkpoint.js';
+import { int8DotPath } from '../kernels/int8.js';
+import { loadMelFilters, loadRunnableCheckpoint, progressBar, tokenizerRanksPath, type CommandIo } from './checkpoint.js';
 import { loadWhisperTokenizer } from '../io/text-assets.js';
 import { WhisperInference } from '../model/inference.js';
 import { WhisperWeights } from '../model/whisper.js';
@@ -21,7 +22,9 @@ import type { WhisperTask } from '../text/tokenizer.js';
 
 export const transcribeUsage = `usage: dqw transcribe <audio...> --model <dir|file> [options]
 
-  --model <dir|file>   Hugging Face folder (config.json + model.safetensors) or whisper.cpp ggml file
+  --model <dir|file>   Hugging Face folder (config.json + model.safetensors; a dq-whisper-int8
+                       export of dqw export --quant int8|int4 runs on the int8 kernels) or
+                       whisper.cpp ggml file
   --language <code>    language of the audio (default: detected per file on multilingual models)
   --task <task>        transcribe (default) or translate (to English)
   --beam <n>           beam search with n beams (default: greedy with temperature fallback)
@@ -87,6 +90,18 @@ function describeError(err: unknown): string {
   return err instanceof Error ? (err.stack ?? err.message) : String(err);
 }
 
+/**
+ * The line saying what runs: the model's size and, for a quantized export, that its quantized
+ * layers run on the int8 kernels and with which dot product.
+ */
+function modelHeader(path: string, weights: WhisperWeights): string {
+  const c = weights.config;
+  const shape = `${c.encoder_layers}+${c.decoder_layers} layers, d_model ${c.d_model}`;
+  if (weights.quantizedBits === null) return `dqw transcribe: ${path}: f32 (${shape})`;
+  const dot = int8DotPath(weights.gpu) === 'dot4I8Packed' ? 'dot4I8Packed' : 'core-WGSL fallback, no dot4I8Packed';
+  return `dqw transcribe: ${path}: int8 (${weights.quantizedBits}-bit weights in ${weights.quantizedNames.length} modules, 8-bit activations per token; ${dot}) (${shape})`;
+}
+
 /** Seconds of a mel frame count (10 ms per frame). */
 const seconds = (frames: number) => (frames / 100).toFixed(1);
 
@@ -98,7 +113,8 @@ const seconds = (frames: number) => (frames / 100).toFixed(1);
  */
 export async function transcribeCommand(argv: string[], io: CommandIo = { stdout: process.stdout, stderr: process.stderr }): Promise<void> {
   const args = parseTranscribeArgs(argv);
-  const checkpoint = await loadCheckpoint(args.model, io.stderr);
+  const loaded = await loadRunnableCheckpoint(args.model, io.stderr);
+  const checkpoint = loaded.checkpoint;
   const checksum = (await stat(args.model)).isFile() ? await verifyKnownCheckpoint(args.model) : undefined;
   for (const warning of [...checkpoint.warnings, ...(checksum?.warning ? [checksum.warning] : [])]) io.stderr.write(`warning: ${warning}\n`);
   const config = checkpoint.config;
@@ -108,8 +124,10 @@ export async function transcribeCommand(argv: string[], io: CommandIo = { stdout
   const filters = await loadMelFilters(config);
 
   const gpu = await Gpu.create();
-  const weights = WhisperWeights.upload(gpu, config, checkpoint.weights, checkpoint.files.join(', '));
-  checkpoint.weights.clear();
+  const source = checkpoint.files.join(', ');
+  const weights = loaded.kind === 'int8' ? WhisperWeights.uploadQuantized(gpu, loaded.checkpoint, source) : WhisperWeights.upload(gpu, config, loaded.checkpoint.weights, source);
+  if (loaded.kind === 'float') loaded.checkpoint.weights.clear();
+  io.stderr.write(`${modelHeader(args.model, weights)}\n`);
   const backend = new GpuDecoderBackend(new WhisperInference(weights));
   const logMel = new LogMelSpectrogram(gpu, filters);
   await mkdir(args.output, { recursive: true });

@@ -1,0 +1,67 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { transcribeCommand } from '../../src/cli/transcribe.js';
+import type { Transcript } from '../../src/decode/transcribe.js';
+import { saveHfCheckpoint, saveHfInt8Checkpoint } from '../../src/io/node-files.js';
+import { int8DotPath } from '../../src/kernels/int8.js';
+import { presetConfig, type WhisperConfig } from '../../src/model/config.js';
+import { initWhisperWeights } from '../../src/model/init.js';
+import { quantizeCheckpoint } from '../../src/quant/hf-int8.js';
+import { fullQuantizationPlan, quantizableModules } from '../../src/quant/weights.js';
+import { useGpu } from '../helpers.js';
+
+const gpu = useGpu();
+const SAMPLES = new URL('../../../shared/data/speech-samples/', import.meta.url).pathname;
+const flac = `${SAMPLES}coqui_tts/LJ001-0002.flac`;
+
+// As test/cli/transcribe.test.ts: real vocabulary and 80 mel bins, narrow, 3 s audio context.
+const config: WhisperConfig = {
+  ...presetConfig('tiny'),
+  d_model: 32, encoder_layers: 2, encoder_attention_heads: 2, encoder_ffn_dim: 128,
+  decoder_layers: 2, decoder_attention_heads: 2, decoder_ffn_dim: 128, max_source_positions: 150, max_target_positions: 32,
+};
+const checkpoint = { config, weights: initWhisperWeights(config, 3, { std: 0.2, randomizeAll: true }) };
+
+let dir = '';
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'dqw-transcribe-int8-'));
+  await saveHfCheckpoint(join(dir, 'float'), checkpoint);
+  // What `dqw export --format hf --quant int8` and `--quant int4` write.
+  await saveHfInt8Checkpoint(join(dir, 'int8'), quantizeCheckpoint(checkpoint, fullQuantizationPlan(config, 8)));
+  await saveHfInt8Checkpoint(join(dir, 'int4'), quantizeCheckpoint(checkpoint, fullQuantizationPlan(config, 4)));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function transcribeWith(model: string): Promise<{ stderr: string; transcript: Transcript }> {
+  const chunks: Buffer[] = [];
+  const stderr = new PassThrough();
+  stderr.on('data', (c: Buffer) => chunks.push(c));
+  const out = join(dir, `out-${model}`);
+  await transcribeCommand([flac, '--model', join(dir, model), '--language', 'en', '--format', 'json', '--output', out], { stdout: new PassThrough(), stderr });
+  return { stderr: Buffer.concat(chunks).toString('utf8'), transcript: JSON.parse(readFileSync(join(out, 'LJ001-0002.json'), 'utf8')) as Transcript };
+}
+
+describe('dqw transcribe on dq-whisper-int8 exports', () => {
+  const modules = quantizableModules(config).length;
+  const dot = () => (int8DotPath(gpu()) === 'dot4I8Packed' ? 'dot4I8Packed' : 'core-WGSL fallback, no dot4I8Packed');
+
+  it('runs an int8 and an int4 export on the int8 kernels and says so, with the dot product, in its header line', async () => {
+    for (const bits of [8, 4]) {
+      const model = `int${bits}`;
+      const { stderr, transcript } = await transcribeWith(model);
+      expect(stderr).toContain(`dqw transcribe: ${join(dir, model)}: int8 (${bits}-bit weights in ${modules} modules, 8-bit activations per token; ${dot()}) (2+2 layers, d_model 32)\n`);
+      expect(transcript.language).toBe('en');
+      expect(transcript.segments.length).toBeGreaterThan(0);
+      expect(transcript.text).toBe(transcript.segments.map((s) => s.text).join(''));
+    }
+  });
+
+  it('the float checkpoint of the same weights says f32', async () => {
+    const { stderr } = await transcribeWith('float');
+    expect(stderr).toContain(`dqw transcribe: ${join(dir, 'float')}: f32 (2+2 layers, d_model 32)\n`);
+    expect(stderr).not.toContain('int8 (');
+  });
+});
