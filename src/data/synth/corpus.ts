@@ -86,6 +86,8 @@ export interface CorpusSummary {
   readonly espeakNg: string;
   readonly sampleRate: number;
   readonly packages: PackageVersion[];
+  /** espeak-ng voice variants used (each with every voice of a language, as voice+variant). */
+  readonly variants: string[];
   readonly splits: Record<SynthSplit, { readonly manifest: string; readonly hours: number; readonly languages: Record<string, SplitCounts> }>;
   readonly languages: Record<string, { readonly name: string; readonly sentencesAvailable: number; readonly sentencesPerSplit: Record<SynthSplit, number>; readonly packages: string[]; readonly voices: string[] }>;
   readonly ranges: typeof SYNTH_RANGES;
@@ -340,6 +342,7 @@ export async function synthesizeCorpus(options: SynthOptions): Promise<CorpusSum
     espeakNg: version,
     sampleRate: WHISPER_SAMPLE_RATE,
     packages: [...packages].map(([name, v]) => ({ name, version: v })).concat([{ name: 'espeak-ng', version: espeakPackage }]),
+    variants,
     splits,
     languages: languageInfo,
     ranges: SYNTH_RANGES,
