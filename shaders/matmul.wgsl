@@ -145,7 +145,7 @@ fn ste_mask(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3
   let s = q_scale[r];
   for (var k = lid.x; k < q_params.cols; k += QWG) {
     let i = r * q_params.cols + k;
-    if (!(s > 0.0 && abs(round(q_x[i] / s)) <= q_params.qmax)) { q_grad_x[i] = 0.0; }
+    if (!fake_quant_passes(q_x[i], s, q_params.qmax)) { q_grad_x[i] = 0.0; }
   }
 }
 

@@ -31,10 +31,7 @@ override QUANT_B: bool = false;
 @group(0) @binding(5) var<storage, read> scale_a: array<f32>;
 @group(0) @binding(6) var<storage, read> scale_b: array<f32>;
 
-/** clamp(round(x / s), -qmax, qmax) * s; a scale s <= 0 (all-zero row) gives 0, never NaN. */
-fn fake_quant(x: f32, s: f32, qmax: f32) -> f32 {
-  return clamp(round(x / select(1.0, s, s > 0.0)), -qmax, qmax) * max(s, 0.0);
-}
+// #include "lib/fake_quant.wgsl"
 
 /** Index of batch entry z's first scale in scale_a: one per stored row, 0 when A is broadcast. */
 fn scale_base_a(z: u32) -> u32 {

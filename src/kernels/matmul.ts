@@ -56,10 +56,13 @@ function pickVariant(gpu: Gpu): MatmulVariant {
   return { shader: 'matmul', tileRows: 8, tileCols: 64 };
 }
 
-// Each Gpu's stand-in for the scale bindings of a dispatch without fake quantization (the
-// bindings exist in the WGSL either way and must hold f32, which `a` may not).
 const unusedScales = new WeakMap<Gpu, Tensor>();
-function unusedScale(gpu: Gpu): Tensor {
+/**
+ * Each Gpu's stand-in for the scale bindings of a dispatch without fake quantization (the
+ * bindings exist in the WGSL either way and must hold f32, which the other operands may not).
+ * Never read; shared by the kernels with fused fake quantization (matmul, embedding).
+ */
+export function unusedScale(gpu: Gpu): Tensor {
   let t = unusedScales.get(gpu);
   if (!t) {
     t = gpu.upload([0], [1], 'f32', 'unused scale');
