@@ -10,5 +10,13 @@ export default defineConfig({
   base: './',
   server: { host: '127.0.0.1', fs: { allow: [repo] } },
   preview: { host: '127.0.0.1' },
-  build: { outDir: 'dist', emptyOutDir: true, target: 'es2022', chunkSizeWarningLimit: 1024 },
+  build: {
+    outDir: 'dist',
+    emptyOutDir: true,
+    target: 'es2022',
+    chunkSizeWarningLimit: 1024,
+    // As scripts/build-browser.mjs: ogg-opus-decoder imports its 4 MB neural speech enhancer only
+    // when asked for it, and src/audio never asks, so it is not emitted.
+    rolldownOptions: { external: ['@wasm-audio-decoders/opus-ml'] },
+  },
 });

@@ -194,6 +194,20 @@ export class LogMelSpectrogram {
     }
   }
 
+  /**
+   * The log-mel of `samples` (mono 16 kHz) followed by one window of silence, with the number of
+   * its frames that hold audio: what long-form transcription (`transcribe` in
+   * src/decode/transcribe.ts) takes as its mel and `contentFrames`. OpenAI appends 30 s, the
+   * window of every released model; transcribe reads no frame past the first window or past the
+   * content, so for a model with a shorter window (`windowFrames`, 2 · max_source_positions)
+   * appending that window gives the same frames and computes fewer.
+   */
+  async computeForTranscription(samples: Float32Array, windowFrames = N_FRAMES, label?: string): Promise<{ data: Float32Array; bins: number; frames: number; contentFrames: number }> {
+    const data = await this.compute(samples, { length: samples.length + windowFrames * HOP_LENGTH, label });
+    const frames = data.length / this.nMels;
+    return { data, bins: this.nMels, frames, contentFrames: frames - windowFrames };
+  }
+
   /** Free the window, DFT basis and filterbank tensors. */
   destroy(): void {
     this.gpu.free(this.hann, this.basis, this.filters);

@@ -30,6 +30,14 @@ const FIXED_SPECIAL_COUNT = 8;
 /** OpenAI's rule (model.py `is_multilingual`): vocabularies this large belong to multilingual models. */
 const MULTILINGUAL_MIN_VOCAB = 51865;
 
+/**
+ * The tiktoken rank file a model with `vocabSize` tokens uses, by OpenAI's rule: multilingual
+ * vocabularies (51865 tokens and more) `multilingual.tiktoken`, English-only ones `gpt2.tiktoken`.
+ */
+export function tiktokenFileFor(vocabSize: number): 'multilingual.tiktoken' | 'gpt2.tiktoken' {
+  return vocabSize >= MULTILINGUAL_MIN_VOCAB ? 'multilingual.tiktoken' : 'gpt2.tiktoken';
+}
+
 /** What Whisper is asked to do after the language token. */
 export type WhisperTask = 'transcribe' | 'translate';
 

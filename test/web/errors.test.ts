@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DeviceLostError, GpuOutOfMemoryError, KernelBindingError, NoAdapterError } from '../../src/errors.js';
+import { AudioDecodeError, CheckpointError, ConfigError, DeviceLostError, GpuOutOfMemoryError, KernelBindingError, NoAdapterError } from '../../src/errors.js';
 import { describeError } from '../../web/src/errors.js';
 
 describe('demo page error messages', () => {
@@ -21,5 +21,18 @@ describe('demo page error messages', () => {
     expect(describeError(new KernelBindingError('binding x'), 'profiling').title).toBe('Engine error while profiling');
     expect(describeError(new TypeError('x is not a function'))).toEqual({ title: 'Unexpected error', detail: 'TypeError: x is not a function' });
     expect(describeError('plain string')).toEqual({ title: 'Unexpected error', detail: 'plain string' });
+  });
+
+  it('unreadable audio and unloadable models say which, keep the message naming the file, and say what is accepted', () => {
+    const audio = describeError(new AudioDecodeError('notes.wav: not a recognised audio format', 'notes.wav'), 'decoding notes.wav');
+    expect(audio).toEqual({
+      title: 'Could not read the audio while decoding notes.wav',
+      detail: 'notes.wav: not a recognised audio format',
+      hint: expect.stringContaining('WAV, AIFF, FLAC, MP3 and Ogg'),
+    });
+    const model = describeError(new CheckpointError('model.safetensors: not found', 'model.safetensors'), 'loading config.json');
+    expect(model.title).toBe('Could not load the model while loading config.json');
+    expect(model.hint).toContain('config.json with its model.safetensors');
+    expect(describeError(new ConfigError('config.json: missing field "d_model"')).title).toBe('Could not load the model');
   });
 });

@@ -1,6 +1,8 @@
 // Errors as the page shows them: a title a person can act on, the engine's message (which names
 // the kernel, tensor or file), and what to try next.
-import { DeviceLostError, DqwError, GpuOutOfMemoryError, GpuValidationError, KernelBindingError, NoAdapterError, ShapeError } from '../../src/index.js';
+import {
+  AudioDecodeError, CheckpointError, ConfigError, DeviceLostError, DqwError, GpuOutOfMemoryError, GpuValidationError, KernelBindingError, NoAdapterError, ShapeError,
+} from '../../src/index.js';
 
 export interface ErrorReport {
   title: string;
@@ -23,6 +25,12 @@ export function describeError(err: unknown, context?: string): ErrorReport {
   }
   if (err instanceof GpuValidationError || err instanceof KernelBindingError || err instanceof ShapeError) {
     return { title: `Engine error${during}`, detail, hint: 'This is a bug in dq-whisper or in how it was called; the message names the kernel and tensors.' };
+  }
+  if (err instanceof AudioDecodeError) {
+    return { title: `Could not read the audio${during}`, detail, hint: 'WAV, AIFF, FLAC, MP3 and Ogg (Opus, Vorbis, FLAC) files are read; convert others first, e.g. ffmpeg -i clip.m4a clip.wav.' };
+  }
+  if (err instanceof CheckpointError || err instanceof ConfigError) {
+    return { title: `Could not load the model${during}`, detail, hint: "Choose a Hugging Face Whisper folder's config.json with its model.safetensors (float or dq-whisper-int8), or one whisper.cpp ggml .bin file." };
   }
   if (err instanceof DqwError) return { title: `${err.name}${during}`, detail };
   return { title: `Unexpected error${during}`, detail: err instanceof Error ? `${err.name}: ${detail}` : detail };

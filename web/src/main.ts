@@ -5,9 +5,10 @@ import { deviceTab } from './device-tab.js';
 import { embeddingTab } from './embedding-tab.js';
 import { showError } from './errors.js';
 import { profileTab } from './profile-tab.js';
+import { transcribeTab } from './transcribe-tab.js';
 import type { PageContext, Tab } from './tabs.js';
 
-const tabs: readonly Tab[] = [deviceTab, profileTab, embeddingTab];
+const tabs: readonly Tab[] = [deviceTab, transcribeTab, profileTab, embeddingTab];
 
 const status = document.querySelector<HTMLElement>('#status')!;
 const errors = document.querySelector<HTMLElement>('#errors')!;

@@ -1,5 +1,5 @@
-// A tab of the demo page. Transcribe and Distill tabs plug in here the same way: add a module
-// exporting a Tab and list it in main.ts.
+// A tab of the demo page. A new tab (Distill, next) plugs in the same way: add a module exporting
+// a Tab and list it in main.ts.
 import type { Gpu } from '../../src/index.js';
 
 export interface PageContext {
