@@ -151,7 +151,9 @@ fn attention_fwd(@builtin(workgroup_id) wg: vec3u, inv: Lane) {
     // Key j0 + c * LANES + n has its probabilities in lane n, slot c.
     for (var c = 0u; c < FWD_COLS; c++) {
       for (var n = 0u; n < LANES; n++) {
-        let v_row = v_base + min(j0 + c * LANES + n, params.lk - 1u) * params.v_sl;
+        // Clamped to the last valid key, not the last row: rows past the key length may hold
+        // anything (e.g. a reused KV-cache buffer), and 0 * NaN would poison the sum.
+        let v_row = v_base + min(j0 + c * LANES + n, max(kend, 1u) - 1u) * params.v_sl;
         var vv: array<f32, MAX_SLOTS>;
         for (var sl = 0u; sl < SLOTS; sl++) { vv[sl] = v[v_row + dim[sl]]; }
         for (var r = 0u; r < FWD_ROWS; r++) {

@@ -6,7 +6,7 @@
 import { appendFile, mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { BatchPreparer } from '../distill/batch.js';
+import { BatchPreparer, tokenSequence } from '../distill/batch.js';
 import { formatLayerMap, type LayerMatchingStrategy } from '../distill/matching.js';
 import type { LearningRateDecay } from '../distill/schedule.js';
 import { initStudentFromTeacher } from '../distill/student-init.js';
@@ -287,10 +287,7 @@ async function runTraining(argv: string[], distill: boolean, io: CommandIo): Pro
   const teacher = teacherCkpt ? WhisperWeights.upload(gpu, teacherCkpt.config, teacherCkpt.weights, args.teacher) : null;
   teacherCkpt?.weights.clear();
   const student = WhisperWeights.upload(gpu, studentConfig, studentWeights, 'student');
-  const longest = Math.max(...train.examples.map((e) => {
-    const tk = tokenizer;
-    return tk.sotSequence({ language: tk.multilingual ? e.language : null, task: tk.multilingual ? 'transcribe' : null, timestamps: false }).length + tk.encode(` ${e.text.trim()}`).length;
-  }));
+  const longest = Math.max(...train.examples.map((e) => tokenSequence(tokenizer, e).length - 1));
   const tokens = Math.min(args.maxTokens ?? longest, studentConfig.max_target_positions);
   const preparer = new BatchPreparer(gpu, studentConfig, tokenizer, melFilters, tokens);
   const trainer = new Trainer(gpu, teacher, student, preparer, train.examples, readAudioFile16k, args.trainer, resume);

@@ -8,7 +8,8 @@ import { ConfigError, ShapeError } from '../errors.js';
 import type { Gpu } from '../gpu/gpu.js';
 import { melFrames, type WhisperConfig } from '../model/config.js';
 import type { WhisperTokenizer } from '../text/tokenizer.js';
-import type { TrainingExample } from '../data/examples.js';
+import { loadExampleAudio, type AudioReader } from '../data/audio-loader.js';
+import type { SkippedRow, TrainingExample } from '../data/examples.js';
 import type { DistillationBatch } from './step.js';
 
 /** An example ready for batching: its log-mel and its full token sequence. */
@@ -22,6 +23,12 @@ export interface PreparedExample {
   readonly truncated: boolean;
   /** Whether the audio was longer than the model's window and was trimmed. */
   readonly trimmed: boolean;
+}
+
+/** An example's decoder sequence: sot sequence (its language, transcribe, no timestamps) + text + eot. */
+export function tokenSequence(tokenizer: WhisperTokenizer, example: TrainingExample): number[] {
+  const m = tokenizer.multilingual;
+  return [...tokenizer.sotSequence({ language: m ? example.language : null, task: m ? 'transcribe' : null, timestamps: false }), ...tokenizer.encode(` ${example.text.trim()}`), tokenizer.eot];
 }
 
 /** Turns examples into batches for one model's window, decoder length and tokenizer. */
@@ -45,16 +52,16 @@ export class BatchPreparer {
     this.windowSamples = melFrames(config) * HOP_LENGTH;
   }
 
-  /** The full token sequence of an example (before any cut). */
-  sequence(example: TrainingExample): number[] {
-    const tk = this.tokenizer;
-    return [...tk.sotSequence({ language: tk.multilingual ? example.language : null, task: tk.multilingual ? 'transcribe' : null, timestamps: false }), ...tk.encode(` ${example.text.trim()}`), tk.eot];
+  /** Read an example's audio with `read` and prepare it, or the skip record when the audio cannot be used. */
+  async load(example: TrainingExample, read: AudioReader): Promise<PreparedExample | { skipped: SkippedRow }> {
+    const audio = await loadExampleAudio(example, read);
+    return audio.skipped ? { skipped: audio.skipped } : this.prepare(example, audio.samples);
   }
 
   /** Log-mel and token sequence of an example whose audio (16 kHz mono) is `samples`. */
   async prepare(example: TrainingExample, samples: Float32Array): Promise<PreparedExample> {
     const mel = await this.logMel.compute(samples, { length: this.windowSamples, label: example.audio });
-    const full = this.sequence(example);
+    const full = tokenSequence(this.tokenizer, example);
     const truncated = full.length > this.tokens + 1;
     return { example, mel, sequence: truncated ? full.slice(0, this.tokens + 1) : full, truncated, trimmed: samples.length > this.windowSamples };
   }

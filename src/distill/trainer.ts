@@ -7,7 +7,6 @@ import { ConfigError, DqwError } from '../errors.js';
 import type { Gpu } from '../gpu/gpu.js';
 import type { Tensor } from '../gpu/tensor.js';
 import type { AudioReader } from '../data/audio-loader.js';
-import { loadExampleAudio } from '../data/audio-loader.js';
 import { Batcher, type BatcherOptions, type BatcherState } from '../data/batcher.js';
 import type { SkippedRow, TrainingExample } from '../data/examples.js';
 import type { WhisperWeights } from '../model/whisper.js';
@@ -86,6 +85,27 @@ export function trainerStateFrom(json: unknown, source: string): TrainerState {
   const state = (json as { trainer?: unknown } | null)?.trainer;
   if (!isTrainerState(state)) throw new DqwError(`${source}: training.json has no valid "trainer" state (step, batcher, maps); was it written by dqw distill/train?`);
   return state;
+}
+
+/**
+ * Losses of a forward-only step (compiled with `train: false`) over prepared batches, averaged
+ * over label tokens. Rows that only fill a short batch get no labels, so they do not count.
+ */
+export async function meanLosses(step: DistillationStep, preparer: BatchPreparer, batches: readonly (readonly PreparedExample[])[], batchSize: number): Promise<DistillationLosses & { tokens: number }> {
+  const parts = ['total', 'ce', 'kl', 'hs', 'hsEncoder', 'hsDecoder'] as const;
+  const sum = { total: 0, ce: 0, kl: 0, hs: 0, hsEncoder: 0, hsDecoder: 0, gradNorm: NaN, tokens: 0 };
+  for (const prepared of batches) {
+    const data = preparer.assemble(prepared, batchSize);
+    data.labels.fill(-100, prepared.length * preparer.tokens);
+    step.write(data);
+    const l = await step.run(1, 0);
+    const n = BatchPreparer.labelCount(data);
+    for (const k of parts) sum[k] += l[k] * n;
+    sum.tokens += n;
+  }
+  if (!sum.tokens) throw new DqwError('losses: the batches hold no labels');
+  for (const k of parts) sum[k] /= sum.tokens;
+  return sum;
 }
 
 /** A training run in progress. */
@@ -173,12 +193,12 @@ export class Trainer {
         out.push(hit);
         continue;
       }
-      const audio = await loadExampleAudio(e, this.readAudio);
-      if (audio.skipped) {
-        if (!this.skipped.some((s) => s.source === audio.skipped.source && s.line === audio.skipped.line)) this.skipped.push(audio.skipped);
+      const prepared = await this.preparer.load(e, this.readAudio);
+      if ('skipped' in prepared) {
+        const { skipped } = prepared;
+        if (!this.skipped.some((s) => s.source === skipped.source && s.line === skipped.line)) this.skipped.push(skipped);
         continue;
       }
-      const prepared = await this.preparer.prepare(e, audio.samples);
       const bytes = prepared.mel.byteLength + 8 * prepared.sequence.length;
       if (this.cacheUsed + bytes <= (this.options.cacheBytes ?? 512 * 2 ** 20)) {
         this.cache.set(key, prepared);
@@ -251,22 +271,13 @@ export class Trainer {
         train: false,
       });
     }
-    const sum = { total: 0, ce: 0, kl: 0, hs: 0, hsEncoder: 0, hsDecoder: 0, gradNorm: NaN, tokens: 0 };
+    const batches: PreparedExample[][] = [];
     for (let i = 0; i < examples.length; i += this.options.batchSize) {
       const prepared = await this.prepareAll(examples.slice(i, i + this.options.batchSize));
-      if (!prepared.length) continue;
-      // Only the real rows count: repeat nothing, ignore the filler rows' labels.
-      const data = this.preparer.assemble(prepared, this.options.batchSize);
-      data.labels.fill(-100, prepared.length * this.preparer.tokens);
-      this.evalStep.write(data);
-      const l = await this.evalStep.run(1, 0);
-      const n = BatchPreparer.labelCount(data);
-      for (const k of ['total', 'ce', 'kl', 'hs', 'hsEncoder', 'hsDecoder'] as const) sum[k] += l[k] * n;
-      sum.tokens += n;
+      if (prepared.length) batches.push(prepared);
     }
-    if (!sum.tokens) throw new DqwError('evaluation: no dev clip could be loaded');
-    for (const k of ['total', 'ce', 'kl', 'hs', 'hsEncoder', 'hsDecoder'] as const) sum[k] /= sum.tokens;
-    return sum;
+    if (!batches.length) throw new DqwError('evaluation: no dev clip could be loaded');
+    return meanLosses(this.evalStep, this.preparer, batches, this.options.batchSize);
   }
 
   /** Everything a checkpoint needs for an exact resume: JSON state, and optimizer moments + projections. */
