@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { Writable } from 'node:stream';
 import { ConfigError } from '../../src/errors.js';
 import { readAudioFile } from '../../src/io/audio-file.js';
 import { readJsonlManifest } from '../../src/io/manifest-files.js';
@@ -10,6 +11,9 @@ import { MissingPackageError } from '../../src/data/synth/debian.js';
 import { SYNTH_LANGUAGES } from '../../src/data/synth/languages.js';
 import { cleanSentence, filletsDialogLines, fortuneParagraphs } from '../../src/data/synth/sentences.js';
 import { loadLanguageSentences } from '../../src/data/synth/sources.js';
+import { activePower, renderUtterance } from '../../src/data/synth/render.js';
+import { dataCommand } from '../../src/cli/data.js';
+import { DqwError } from '../../src/errors.js';
 import { tempDir } from './fixtures.js';
 
 // A tiny corpus (3 languages, ~20 s asked: each split overshoots its share by under one
@@ -147,6 +151,54 @@ describe('synthesizeCorpus', () => {
   });
 });
 
+describe('rendering', () => {
+  it('measures speech power over active frames only', () => {
+    // 0.5 s silence, 1 s of a 500 Hz sine of amplitude 0.5 (mean power 0.125), 0.5 s silence.
+    const samples = new Float32Array(32_000);
+    for (let i = 8000; i < 24_000; i++) samples[i] = 0.5 * Math.sin((2 * Math.PI * 500 * i) / 16_000);
+    expect(activePower(samples, 16_000)).toBeCloseTo(0.125, 5);
+  });
+
+  it('adds noise at the SNR asked for (within 0.3 dB) and scales speech to the peak', async () => {
+    const settings = { voice: 'de+m3', rate: 175, pitch: 50, peak: 0.5, noiseSeed: 1 };
+    const text = 'Die Zeit ist der beste Lehrer, leider tötet sie ihre Schüler.';
+    const clean = await renderUtterance('espeak-ng', text, { ...settings, snrDb: 300 });
+    const noisy = await renderUtterance('espeak-ng', text, { ...settings, snrDb: 10 });
+    expect(noisy.length).toBe(clean.length);
+    expect(Math.max(...clean.map(Math.abs))).toBeCloseTo(0.5, 6);
+    let noisePower = 0;
+    for (let i = 0; i < clean.length; i++) noisePower += (noisy[i]! - clean[i]!) ** 2;
+    noisePower /= clean.length;
+    expect(Math.abs(10 * Math.log10(activePower(clean, 16_000) / noisePower) - 10)).toBeLessThan(0.3);
+  });
+});
+
+describe('dqw data synth', () => {
+  const capture = () => {
+    let text = '';
+    const stream = new Writable({ write: (chunk: Buffer, _enc, done) => ((text += chunk.toString()), done()) });
+    return { stream, text: () => text };
+  };
+
+  it('writes the corpus with a progress bar on stderr and the split summary on stdout', async () => {
+    const out = await tempDir();
+    const stdout = capture();
+    const stderr = capture();
+    await dataCommand(['synth', '--languages', 'pt', '--hours', String(3 / 3600), '--seed', '3', '--out', out, '--jobs', '2'], { stdout: stdout.stream, stderr: stderr.stream });
+    expect(stderr.text()).toMatch(/synth \|.*\| 100% \| 3\/3 s of audio/);
+    for (const { name } of SYNTH_SPLITS) expect(stdout.text()).toMatch(new RegExp(`^${name} +[0-9.]+ min in .*${name}\\.jsonl: pt [1-9]`, 'm'));
+    const written = JSON.parse(await readFile(join(out, 'corpus.json'), 'utf8')) as CorpusSummary;
+    expect(written.command).toBe(`dqw data synth --languages pt --hours ${3 / 3600} --seed 3 --out ${out} --jobs 2`);
+  });
+
+  it('refuses missing options and unknown subcommands with the usage', async () => {
+    const io = { stdout: capture().stream, stderr: capture().stream };
+    await expect(dataCommand(['synth', '--hours', '1'], io)).rejects.toThrow(/--out is required[\s\S]*usage: dqw data synth/);
+    await expect(dataCommand(['synth', '--out', 'x', '--hours', '0'], io)).rejects.toThrow(/--hours must be a positive number/);
+    await expect(dataCommand(['fetch'], io)).rejects.toThrow(DqwError);
+  });
+});
+
 describe('synth errors', () => {
   it('names a sentence package that is not installed', async () => {
     const german = SYNTH_LANGUAGES.find((l) => l.code === 'de')!;
@@ -178,6 +230,7 @@ describe('sentence extraction', () => {
     expect(cleanSentence('Die Zeit ist der beste Lehrer.', 'Latin')).toBe('Die Zeit ist der beste Lehrer.');
     expect(cleanSentence('- Bien haya , quien a los suyos se parece.', 'Latin')).toBe('Bien haya, quien a los suyos se parece.');
     expect(cleanSentence('Всем нравится лесть, но никому не нравятся льстецы.', 'Cyrillic')).toBeDefined();
+    expect(cleanSentence("L'espéranto n'est la langue officielle d'aucun pays.", 'Latin')).toBeDefined();
     for (const bad of [
       'See http://example.org for more.',
       'Call foo(bar) to do it now.',
@@ -189,6 +242,8 @@ describe('sentence extraction', () => {
       'Vasya сказал что все хорошо.', // mixed scripts in a Cyrillic language
       `${'word '.repeat(20)}end.`.replace(/^w/, 'W'),
       'What?!? Really now, are you sure?',
+      "Non e' vero, e' piu' difficile.",
+      "E' vero che lo sa.",
     ]) {
       expect(cleanSentence(bad, bad.startsWith('Vasya') ? 'Cyrillic' : 'Latin'), bad).toBeUndefined();
     }

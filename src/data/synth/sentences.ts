@@ -85,7 +85,8 @@ const sentenceEnd = /[.!?…;][»“”"’'›]*$/u;
  * spaces before punctuation removed; it must
  * start with a capital, end with sentence punctuation, have {@link MIN_SENTENCE_WORDS} to
  * {@link MAX_SENTENCE_WORDS} words, contain only letters of `script` and ordinary punctuation
- * (no digits, URLs, code or control characters), and no word of more than 30 letters.
+ * (no digits, URLs, code or control characters), no word of more than 30 letters and no accent
+ * typed as an apostrophe.
  */
 export function cleanSentence(raw: string, script: Script): string | undefined {
   const sentence = raw
@@ -103,6 +104,9 @@ export function cleanSentence(raw: string, script: Script): string | undefined {
   if (letterWords.length < MIN_SENTENCE_WORDS || words.some((w) => w.length > 30)) return undefined;
   // Repeated punctuation ("?!?", "...") is chat style, not read text.
   if (/[.!?…]{2,}|,,|--/.test(sentence)) return undefined;
+  // A vowel and a straight apostrophe ending a word is an accent typed in ASCII (Italian
+  // fortunes write "piu'" and "E'" for "più" and "È"), not what a transcript would say.
+  if (/[aeiouAEIOU]'(?=[\s.,;!?…"»]|$)/u.test(sentence)) return undefined;
   return sentence;
 }
 
