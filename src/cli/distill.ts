@@ -220,6 +220,10 @@ function quantizePredicate(config: WhisperConfig, plan: QuantizationPlan): (weig
 }
 
 async function runTraining(argv: string[], distill: boolean, io: CommandIo): Promise<void> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    io.stdout.write(distill ? distillUsage : trainUsage);
+    return;
+  }
   const args = parseRunArgs(argv, distill);
   const log = (line: string) => io.stderr.write(`${line}\n`);
   await mkdir(args.out, { recursive: true });

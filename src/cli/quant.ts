@@ -150,6 +150,10 @@ async function plan(argv: string[], io: CommandIo): Promise<void> {
 /** `dqw quant <subcommand>`. */
 export async function quantCommand(argv: string[], io: CommandIo = process): Promise<void> {
   const [sub, ...rest] = argv;
+  if (sub === 'plan' && (rest.includes('--help') || rest.includes('-h'))) {
+    io.stdout.write(quantUsage);
+    return;
+  }
   if (sub === 'plan') return plan(rest, io);
   throw new DqwError(`dqw quant: unknown subcommand "${sub ?? ''}"\n${quantUsage}`);
 }
