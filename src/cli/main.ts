@@ -7,6 +7,7 @@ import { evalCommand } from './eval.js';
 import { dataCommand } from './data.js';
 import { exportCommand } from './export.js';
 import { pseudoLabelCommand } from './pseudo-label.js';
+import { reportCommand } from './report.js';
 import { transcribeCommand } from './transcribe.js';
 
 const usage = `usage: dqw <command> [options]
@@ -24,6 +25,7 @@ commands:
   eval --model <dir|file> --data <manifest> [--language xx] [--limit n] [--json]: WER, CER, RTF
   pseudo-label --teacher <dir|file> --data <manifest> --out <file.jsonl> [--max-wer 0.1]
                     [--language xx] [--limit n]: the teacher's transcripts as a filtered manifest
+  report --run <dir> [--out <dir>]: loss, CER and layer-map charts (SVG) and report.html of a training run
 `;
 
 /** `dqw info`: what the engine obtained from the adapter. */
@@ -57,6 +59,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
   train: (argv) => trainCommand(argv),
   eval: (argv) => evalCommand(argv),
   'pseudo-label': (argv) => pseudoLabelCommand(argv),
+  report: (argv) => reportCommand(argv),
 };
 
 export async function main(argv: string[]): Promise<number> {
