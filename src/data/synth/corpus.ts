@@ -237,7 +237,10 @@ export async function synthesizeCorpus(options: SynthOptions): Promise<CorpusSum
   if (!(Number.isInteger(jobs) && jobs >= 1)) throw new ConfigError(`jobs must be a positive integer, got ${jobs}`);
   const seeds = new Rng(options.seed); // validates the seed
   const espeak = options.espeak ?? 'espeak-ng';
-  const entries = await readdir(options.out).catch(() => []);
+  const entries = await readdir(options.out).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') return [];
+    throw new ConfigError(`output folder ${options.out}: ${e.code === 'ENOTDIR' ? 'not a folder' : e.message}`);
+  });
   if (entries.length > 0) throw new ConfigError(`output folder ${options.out} is not empty`);
 
   const version = await espeakVersion(espeak);
