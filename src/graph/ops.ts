@@ -144,17 +144,26 @@ export function linear(g: Graph, x: GraphTensor, w: GraphTensor, bias: GraphTens
             matmul(rec, reshape(b.tensor(dy), [rows, outF]), b.tensor(w), reshape(b.tensor(dx!), [rows, inF]), { accumulate, quantB: fq(b), label: `${label} dx` }),
         }),
       );
-      ctx.into([w], ([dw], accumulate) => {
+      // dW = dY^T X, the gradient with respect to the (fake-quantized) weight the forward used.
+      const dwNode = (dw: GraphTensor, accumulate: boolean) =>
         g.add({
           name: 'linear.dw',
           label,
           reads: [dy, x],
-          writes: [dw!],
-          // dW = dY^T X, the gradient with respect to the (fake-quantized) weight the forward used.
-          record: (rec, b) => matmul(rec, reshape(b.tensor(dy), [rows, outF]), reshape(b.tensor(x), [rows, inF]), b.tensor(dw!), { transA: true, accumulate, label: `${label} dw` }),
+          writes: [dw],
+          record: (rec, b) => matmul(rec, reshape(b.tensor(dy), [rows, outF]), reshape(b.tensor(x), [rows, inF]), b.tensor(dw), { transA: true, accumulate, label: `${label} dw` }),
         });
-        if (quant) fakeQuantMask(g, w, quant.scale, dw!, quant.bits, accumulate, label);
-      });
+      if (!quant) {
+        ctx.into([w], ([dw], accumulate) => dwNode(dw!, accumulate));
+      } else if (ctx.needs(w)) {
+        // The straight-through mask must see only this use's contribution: `overwrite` gives a
+        // scratch tensor (added to the gradient after the mask) when the weight's gradient
+        // already holds another use's (a tied embedding) or earlier micro-batches'.
+        ctx.overwrite([w], ([dw]) => {
+          dwNode(dw!, false);
+          fakeQuantMask(g, w, quant.scale, dw!, quant.bits, label);
+        });
+      }
       if (bias) {
         ctx.into([bias], ([db], accumulate) =>
           g.add({ name: 'linear.db', label, reads: [dy], writes: [db!], record: (rec, b) => biasGrad(rec, reshape(b.tensor(dy), [rows, outF]), b.tensor(db!), { accumulate, label: `${label} db` }) }),
@@ -226,13 +235,8 @@ export function int8Linear(g: Graph, x: GraphTensor, w: QuantizedGraphWeight, bi
   return y;
 }
 
-/** Straight-through estimator mask on a weight gradient, in place (see kernels/matmul fakeQuantGrad). */
-function fakeQuantMask(g: Graph, w: GraphTensor, scale: GraphTensor, dw: GraphTensor, bits: number | undefined, accumulated: boolean, label: string): void {
-  if (accumulated) {
-    // The mask must only see this step's contribution; a gradient accumulated over several
-    // uses or micro-batches would need the contribution in a scratch tensor first.
-    throw new ShapeError(`linear (${label}): a fake-quantized weight must be used once per step and without gradient accumulation`);
-  }
+/** Straight-through estimator mask on one contribution to a weight gradient, in place (see kernels/matmul fakeQuantGrad). */
+function fakeQuantMask(g: Graph, w: GraphTensor, scale: GraphTensor, dw: GraphTensor, bits: number | undefined, label: string): void {
   g.add({ name: 'linear.ste', label, reads: [w, scale], writes: [dw], record: (rec, b) => fakeQuantGrad(rec, b.tensor(w), b.tensor(scale), b.tensor(dw), { bits, label }) });
 }
 
@@ -414,21 +418,38 @@ export function attention(g: Graph, q: GraphTensor, k: GraphTensor, v: GraphTens
 // ---------------------------------------------------------------------------------------------
 // Embedding and convolution
 
-/** out[..., :] = table[ids[...], :]. ids: i32/u32; table: [V, C]. */
-export function embedding(g: Graph, ids: GraphTensor, table: GraphTensor, opts: { label?: string } = {}): GraphTensor {
+/**
+ * out[..., :] = table[ids[...], :]. ids: i32/u32; table: [V, C]. With `quant` the rows are
+ * fake-quantized per row (token) with these scales (f32 [V], see `fakeQuantScales`) as they are
+ * looked up, and the table's gradient passes the straight-through estimator: for a token
+ * embedding tied to the logits projection, give both ops the one scales tensor, so the lookup
+ * sees the rows the logits use and int8 inference dequantizes (`int8Embedding`).
+ */
+export function embedding(g: Graph, ids: GraphTensor, table: GraphTensor, opts: { quant?: { scale: GraphTensor; bits?: number }; label?: string } = {}): GraphTensor {
   const label = opts.label ?? 'embedding';
   if (table.shape.length !== 2) throw new ShapeError(`embedding (${label}): table ${table} must be [V, C]`);
+  const quant = opts.quant;
+  if (quant) expectGraphShape(quant.scale, [table.shape[0]!], `embedding (${label}) scales`);
+  const scales = quant ? [quant.scale] : [];
+  const fq = (b: { tensor(t: GraphTensor): Tensor }) => (quant ? { scale: b.tensor(quant.scale), bits: quant.bits } : undefined);
   const out = g.temp([...ids.shape, table.shape[1]!], label, [table]);
   g.add({
     name: 'embedding',
     label,
-    reads: [ids, table],
+    reads: [ids, table, ...scales],
     writes: [out],
-    record: (rec, b) => embeddingKernel(rec, b.tensor(ids), b.tensor(table), b.tensor(out), { label }),
+    record: (rec, b) => embeddingKernel(rec, b.tensor(ids), b.tensor(table), b.tensor(out), { quant: fq(b), label }),
     backward: (ctx) => {
       const dout = ctx.grad(out)!;
+      // The kernel masks only the sums it scatters, so adding into a tied weight's gradient is fine.
       ctx.into([table], ([dtable], accumulate) =>
-        g.add({ name: 'embedding.grad', label, reads: [ids, dout], writes: [dtable!], record: (rec, b) => embeddingBackward(rec, b.tensor(ids), b.tensor(dout), b.tensor(dtable!), { accumulate, label }) }),
+        g.add({
+          name: 'embedding.grad',
+          label,
+          reads: [ids, dout, ...(quant ? [table, quant.scale] : [])],
+          writes: [dtable!],
+          record: (rec, b) => embeddingBackward(rec, b.tensor(ids), b.tensor(dout), b.tensor(dtable!), { accumulate, quant: quant && { ...fq(b)!, table: b.tensor(table) }, label }),
+        }),
       );
     },
   });

@@ -204,6 +204,8 @@ export class WhisperBlocks {
   /** Parameters bound so far, by name. */
   readonly params = new Map<string, GraphTensor>();
   private readonly prefix: string;
+  /** Fake-quant scales by weight name, computed once per graph: the tied token embedding's serve both its lookup and the logits. */
+  private readonly weightScales = new Map<string, GraphTensor>();
 
   constructor(
     readonly g: Graph,
@@ -246,10 +248,26 @@ export class WhisperBlocks {
     const q = this.opts.quantize?.(`${name}.weight`);
     return linear(this.g, x, w, bias, {
       gelu: o.gelu,
-      quant: q ? { scale: fakeQuantScales(this.g, w, q.bits), bits: q.bits } : undefined,
+      quant: this.weightQuant(`${name}.weight`),
       quantInput: q?.activations ? { scale: fakeQuantScales(this.g, x, 8, `${label} input scales`) } : undefined,
       label,
     });
+  }
+
+  /**
+   * The fake quantization of float weight `name` when `quantize` selects it: per-row scales
+   * from this step's weight (per output channel; per token for the embedding), one tensor per
+   * weight however many ops use it.
+   */
+  private weightQuant(name: string): { scale: GraphTensor; bits?: number } | undefined {
+    const q = this.opts.quantize?.(name);
+    if (!q) return undefined;
+    let scale = this.weightScales.get(name);
+    if (!scale) {
+      scale = fakeQuantScales(this.g, this.param(name), q.bits);
+      this.weightScales.set(name, scale);
+    }
+    return { scale, bits: q.bits };
   }
 
   norm(x: GraphTensor, name: string, label: string): GraphTensor {
@@ -335,12 +353,15 @@ export class WhisperBlocks {
     };
   }
 
-  /** Token embedding of ids [batch, tokens] (i32); rows dequantized when the embedding is quantized. */
+  /**
+   * Token embedding of ids [batch, tokens] (i32); rows dequantized when the embedding is
+   * quantized, fake-quantized per token (with the logits' scales) when `quantize` selects it.
+   */
   embedTokens(ids: GraphTensor): GraphTensor {
     const name = 'model.decoder.embed_tokens.weight';
     const label = `${this.prefix}token embedding`;
     const int8 = this.quantizedParam(name);
-    return int8 ? int8Embedding(this.g, ids, int8, { label }) : embedding(this.g, ids, this.param(name), { label });
+    return int8 ? int8Embedding(this.g, ids, int8, { label }) : embedding(this.g, ids, this.param(name), { quant: this.weightQuant(name), label });
   }
 
   /** Logits [..., vocab_size] of final decoder states: the output projection is the token embedding. */

@@ -12,7 +12,8 @@ import { distillLossGradTf, type DistillRefOptions } from '../ref/distill.js';
 const gpu = useGpu();
 
 // A 3+3-layer teacher of width 32 and a 2+2-layer student of width 16: every path of the step
-// (projections, a non-trivial monotonic map, fake-quant at 8 and 4 bits) on a tiny vocabulary.
+// (projections, a non-trivial monotonic map, fake-quant at 8 and 4 bits, the tied token
+// embedding fake-quantized in both its lookup and the logits) on a tiny vocabulary.
 const base: WhisperConfig = {
   ...presetConfig('tiny'),
   vocab_size: 120, num_mel_bins: 10, max_source_positions: 10, max_target_positions: 12,
@@ -69,7 +70,8 @@ describe('distillation step (student fake-quant, CE + KL + hidden states with dy
     const g = gpu();
     const teacher = WhisperWeights.upload(g, teacherCfg, teacherWeights, 'teacher');
     const student = WhisperWeights.upload(g, studentCfg, studentWeights, 'student');
-    const quantBits = (name: string) => (/fc1\.weight$/.test(name) ? 4 : /(proj|fc2)\.weight$/.test(name) ? 8 : null);
+    // The embedding at 4 bits, so a lookup that missed the quantization would show in every gradient.
+    const quantBits = (name: string) => (/(fc1|embed_tokens)\.weight$/.test(name) ? 4 : /(proj|fc2)\.weight$/.test(name) ? 8 : null);
     const opts: DistillationStepOptions = {
       teacher, student, shape: { batch: B, tokens: T, padded: true }, lr: 1e-3,
       alpha: 0.8, beta: 1, gamma: 1, tau: 2, quantize: (n) => (quantBits(n) ? { bits: quantBits(n)! } : null), seed: 5,

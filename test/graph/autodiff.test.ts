@@ -354,6 +354,58 @@ describe('autodiff', () => {
     });
   });
 
+  // A table both looked up and used as a linear weight (Whisper's tied token embedding), fake-
+  // quantized by both ops with one scales tensor. The scales are given, odd rows at 0.6 of the
+  // max-scaled value so their largest entries clip and the straight-through mask matters; with
+  // `accumulate` the gradient already holds an unmasked value, so each use's contribution must
+  // be masked on its own before it is added (the linear's through a scratch tensor, the lookup's
+  // in its kernel).
+  it('tied fake-quantized table (lookup + linear, shared clipping scales), accumulated: straight-through gradient matches TF.js', async () => {
+    const gp = gpu();
+    const tf = await tfCpu();
+    const [V, C, bits] = [11, 6, 4];
+    const qmax = 2 ** (bits - 1) - 1;
+    const tokens = Int32Array.from([3, 0, 7, 3, 10, 2, 7, 3, 5]);
+    const N = tokens.length;
+    const g = new Graph();
+    const p = params(g, gp, { w: { shape: [V, C] }, t: { shape: [N, V], trainable: false } }, 85);
+    const w = p.host.get('w')!;
+    const scalesHost = Float32Array.from({ length: V }, (_, r) => (Math.max(...Array.from(w.subarray(r * C, (r + 1) * C), Math.abs)) / qmax) * (r % 2 ? 0.6 : 1));
+    const scalesT = gp.upload(scalesHost, [V], 'f32', 'scales');
+    const quant = { scale: g.external(scalesT), bits };
+    const ids = g.input([N], 'i32', 'ids');
+    const x = embedding(g, ids, p.graph.get('w')!, { quant, label: 'lookup' });
+    const loss = mseLossOp(g, linear(g, x, p.graph.get('w')!, null, { quant, label: 'tied linear' }), p.graph.get('t')!);
+    const grads = backward(g, [loss], { accumulate: true });
+    const step = await compileGraph(gp, g);
+    const before = randomArray(V * C, 86);
+    step.write(ids, tokens);
+    step.write(grads.get(p.graph.get('w')!)!, before);
+    await step.run();
+
+    // TF.js: w_hat = fake_quant(w) with the given scales, gradient dy * [|round(w / s)| <= qmax].
+    const s = tf.tensor(scalesHost, [V, 1]);
+    const inside = tf.lessEqual(tf.abs(tf.round(tf.div(tf.tensor(w, [V, C]), s))), qmax);
+    const fakeQuant = tf.customGrad((...inputs: (tfTypes.Tensor | tfTypes.GradSaveFunc)[]) => {
+      const t = inputs[0] as tfTypes.Tensor;
+      return { value: tf.mul(tf.clipByValue(tf.round(tf.div(t, s)), -qmax, qmax), s), gradFunc: (dy: tfTypes.Tensor) => tf.mul(dy, tf.cast(inside, 'float32')) };
+    });
+    const target = tf.tensor(p.host.get('t')!, [N, V]);
+    const f = (t: tfTypes.Tensor) => {
+      const wHat = fakeQuant(t);
+      return tf.mean(tf.square(tf.sub(tfLinear(tf, tf.gather(wHat, tf.tensor1d(tokens, 'int32')), wHat), target))) as tfTypes.Scalar;
+    };
+    const { value, grad } = tf.valueAndGrad(f)(tf.tensor(w, [V, C]));
+    expectClose(await step.read(loss), value.dataSync(), { atol: 0, rtol: 1e-5 }, 'loss');
+    const refGrad = grad.dataSync();
+    // The mask zeroes entries the lookup or the linear would otherwise give gradient.
+    expect(Array.from(inside.dataSync()).filter((v) => !v).length).toBeGreaterThan(0);
+    expectGradsClose(Float32Array.from(await step.read(grads.get(p.graph.get('w')!)!), (v, i) => v - before[i]!), refGrad, 'dw (after subtracting what it held)');
+    step.destroy();
+    p.free();
+    gp.free(scalesT);
+  });
+
   it('refuses a node without a gradient rule on the gradient path, naming it', () => {
     const g = new Graph();
     const fakeParam = { buffer: null as unknown as GPUBuffer, offset: 0, dtype: 'f32' as const, shape: [4], label: 'w' };

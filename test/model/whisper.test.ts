@@ -183,6 +183,22 @@ describe('Whisper on the graph', () => {
     w.destroy();
   });
 
+  it('fake-quantizing the tied token embedding computes its scales once, for the lookup, the logits and their gradients', () => {
+    const g = new Graph();
+    const name = 'model.decoder.embed_tokens.weight';
+    const model = buildWhisper(g, cfg, { batch: 1, tokens: 4 }, { trainable: true, quantize: (n) => (n === name || n.endsWith('fc1.weight') ? { bits: 4 } : null) });
+    backward(g, [crossEntropyLoss(g, model.logits, g.input([1, 4], 'i32', 'labels'))]);
+    const table = model.params.get(name)!;
+    const scaleNodes = g.nodes.filter((n) => n.name === 'fakeQuantScales' && n.reads.includes(table));
+    expect(scaleNodes).toHaveLength(1);
+    const scales = scaleNodes[0]!.writes[0]!;
+    const readers = g.nodes.filter((n) => n.reads.includes(scales)).map((n) => `${n.name} (${n.label})`);
+    // Forward: the lookup and the logits; backward: the logits' dx and STE mask, the lookup's masked scatter.
+    expect(readers.sort()).toEqual(['embedding (token embedding)', 'embedding.grad (token embedding)', 'linear (logits)', 'linear.dx (logits)', 'linear.ste (logits)']);
+    // One scales tensor per quantized weight: 4 fc1 layers and the embedding.
+    expect(g.nodes.filter((n) => n.name === 'fakeQuantScales')).toHaveLength(cfg.encoder_layers + cfg.decoder_layers + 1);
+  });
+
   it('rejects shapes the config cannot take, naming the limit', () => {
     const g = gpu();
     const w = WhisperWeights.upload(g, cfg, weights);

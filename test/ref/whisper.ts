@@ -178,7 +178,9 @@ export interface WhisperTfOutput {
 export interface WhisperTfOptions {
   /**
    * Fake-quantize these weights per output channel (symmetric, scale max|row| / qmax, round half
-   * to even) with the straight-through estimator: the gradient passes as if unquantized.
+   * to even) with the straight-through estimator: the gradient passes as if unquantized. The
+   * token embedding is quantized per row (token) once, and both its lookup and the tied logits
+   * projection use that quantized table, as int8 inference does.
    */
   quantize?: (weightName: string) => number | null;
   /** Encoder output and hidden states to use instead of running the encoder (a frozen, shared encoder). */
@@ -265,7 +267,7 @@ export function whisperForwardTf(
     encoderHidden.push(audio);
   }
 
-  const embedding = p('model.decoder.embed_tokens.weight');
+  const embedding = weight('model.decoder.embed_tokens.weight');
   let y = tf.add(tf.gather(embedding, tf.tensor1d(tokens as number[], 'int32')), tf.slice(p('model.decoder.embed_positions.weight'), [0, 0], [T, d])) as TF.Tensor2D;
   const decoderHidden = [y];
   for (let l = 0; l < c.decoder_layers; l++) {
