@@ -2,6 +2,9 @@
 // and loading a checkpoint from a path that may be either format.
 import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { WhisperWeights } from '../model/whisper.js';
+import { int8DotPath } from '../kernels/int8.js';
+import type { Gpu } from '../gpu/gpu.js';
 import cliProgress from 'cli-progress';
 import { readMelFilters, type MelFilters } from '../audio/mel-filters.js';
 import { DqwError } from '../errors.js';
@@ -69,6 +72,27 @@ async function isInt8Folder(dir: string): Promise<boolean> {
 
 /** A checkpoint to run: float (Hugging Face or ggml), or a dq-whisper-int8 export whose quantized layers run on the int8 kernels. */
 export type RunnableCheckpoint = { kind: 'float'; checkpoint: LoadedCheckpoint } | { kind: 'int8'; checkpoint: LoadedQuantizedCheckpoint };
+
+/**
+ * The line saying what runs: the model's size and, for a quantized export, that its quantized
+ * layers run on the int8 kernels and with which dot product.
+ */
+export function modelHeader(command: string, path: string, weights: WhisperWeights): string {
+  const c = weights.config;
+  const shape = `${c.encoder_layers}+${c.decoder_layers} layers, d_model ${c.d_model}`;
+  if (weights.quantizedBits === null) return `dqw ${command}: ${path}: f32 (${shape})`;
+  const dot = int8DotPath(weights.gpu) === 'dot4I8Packed' ? 'dot4I8Packed' : 'core-WGSL fallback, no dot4I8Packed';
+  return `dqw ${command}: ${path}: int8 (${weights.quantizedBits}-bit weights in ${weights.quantizedNames.length} modules, 8-bit activations per token; ${dot}) (${shape})`;
+}
+
+/** Upload a runnable checkpoint: an int8 export as it is (its layers run on the int8 kernels), a float one as f32 (its host copy is then dropped). */
+export function uploadRunnable(gpu: Gpu, loaded: RunnableCheckpoint): WhisperWeights {
+  const source = loaded.checkpoint.files.join(', ');
+  if (loaded.kind === 'int8') return WhisperWeights.uploadQuantized(gpu, loaded.checkpoint, source);
+  const weights = WhisperWeights.upload(gpu, loaded.checkpoint.config, loaded.checkpoint.weights, source);
+  loaded.checkpoint.weights.clear();
+  return weights;
+}
 
 /**
  * Load the checkpoint at `path` for inference: a dq-whisper-int8 folder (`dqw export --format hf

@@ -27,6 +27,8 @@ import { fullQuantizationPlan, resolvePlan, type QuantizationPlan } from '../qua
 import { loadCheckpoint, loadMelFilters, progressBar, tokenizerRanksPath, type CommandIo } from './checkpoint.js';
 import { formatSkippedRows, readManifestArgument } from './eval.js';
 import { onInterrupt } from './interrupt.js';
+import { writeTrainingReport } from '../io/training-report-files.js';
+import { formatTrainingProgress } from '../report/progress.js';
 
 const SPELLINGS = new URL('../../assets/english.json', import.meta.url).pathname;
 
@@ -331,8 +333,9 @@ async function runTraining(argv: string[], distill: boolean, io: CommandIo): Pro
       ? { type: 'resume', step: trainer.step, from: resumedFrom }
       : { type: 'run', startedAt: new Date().toISOString(), command: `dqw ${distill ? 'distill' : 'train'} ${argv.join(' ')}`, teacher: args.teacher, student: args.student, options: { ...args.trainer, quantize: plan ? (args.quantPlan ?? args.quant) : 'none' } });
     log(`${distill ? 'distilling' : 'training'} on ${gpu.adapter.description || gpu.adapter.device || 'WebGPU'}: ${train.examples.length} examples, batch ${args.trainer.batchSize} x ${tokens} tokens, ${args.trainer.steps} steps${plan ? `, fake-quant ${args.quantPlan ?? args.quant} after ${args.trainer.quantWarmupSteps ?? 0} float steps` : ''}`);
-    const bar = progressBar(io.stderr, 'step {value}/{total} [{bar}] {percentage}% | ETA {eta_formatted} | {losses} | {speed}');
-    bar.start(args.trainer.steps, trainer.step, { losses: '', speed: '' });
+    const bar = progressBar(io.stderr, '[{bar}] {progress}');
+    const startStep = trainer.step;
+    bar.start(args.trainer.steps, trainer.step, { progress: '' });
     const started = performance.now();
     const stopAt = Math.min(args.stopAt ?? Infinity, args.trainer.steps);
     while (trainer.step < stopAt && !interrupt.requested) {
@@ -342,17 +345,23 @@ async function runTraining(argv: string[], distill: boolean, io: CommandIo): Pro
       const changed = Object.entries(r.mapChanges).filter(([, c]) => c);
       if (changed.length) {
         const maps = await trainer.layerMaps();
-        await record({ type: 'layer-map', step: r.step, encoder: maps?.encoder ?? [], decoder: maps?.decoder ?? [] });
+        const teacherLayers = { encoder: teacher && !args.trainer.frozenEncoder ? teacher.config.encoder_layers : undefined, decoder: teacher?.config.decoder_layers };
+        await record({ type: 'layer-map', step: r.step, encoder: maps?.encoder ?? [], decoder: maps?.decoder ?? [], teacherLayers });
         log(`\nstep ${r.step}: layer map ${changed.map(([side, c]) => `${side} ${formatLayerMap(c!.teacherLayers)}`).join(', ')}`);
       }
       const l = r.losses;
-      bar.update(r.step, { losses: `loss ${l.total.toFixed(4)}${distill ? ` (ce ${l.ce.toFixed(3)} kl ${l.kl.toFixed(3)} hs ${l.hs.toFixed(3)})` : ''}`, speed: `${tokensPerSecond.toFixed(0)} tok/s` });
+      const progress = formatTrainingProgress({
+        step: r.step, totalSteps: args.trainer.steps, startStep, tokensPerSecond, elapsedSeconds: (performance.now() - started) / 1000,
+        loss: distill ? { total: l.total, ce: l.ce, kl: l.kl, hs: l.hs } : { total: l.total },
+      });
+      bar.update(r.step, { progress });
       const last = r.step === args.trainer.steps;
       let metric: number | undefined;
       if (dev && (r.step % args.evalEvery === 0 || last)) {
         bar.stop();
         metric = await evaluate();
-        bar.start(args.trainer.steps, r.step, { losses: '', speed: '' });
+        await writeTrainingReport(args.out);
+        bar.start(args.trainer.steps, r.step, { progress });
       }
       if (r.step % args.checkpointEvery === 0 || last || metric !== undefined) {
         const isBest = metric !== undefined && (bestMetric === undefined || metric < bestMetric);
@@ -367,7 +376,8 @@ async function runTraining(argv: string[], distill: boolean, io: CommandIo): Pro
       log(`stopped at step ${trainer.step}, saved in ${path}; continue with --resume`);
     }
     if (trainer.skipped.length) log(formatSkippedRows(trainer.skipped, `${trainer.skipped.length} clips could not be loaded and were skipped`));
-    log(`done: step ${trainer.step}, metrics in ${metricsPath}`);
+    const report = await writeTrainingReport(args.out);
+    log(`done: step ${trainer.step}; metrics in ${metricsPath}; report in ${report.paths.find((p) => p.endsWith('.html')) ?? args.out}`);
   } finally {
     interrupt.dispose();
     evaluator?.destroy();

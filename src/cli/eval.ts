@@ -12,8 +12,7 @@ import { readAudioFile16k } from '../io/audio-file.js';
 import { readAudioFolder, readCommonVoice, readJsonlManifest } from '../io/manifest-files.js';
 import { loadSpellingMapping, loadWhisperTokenizer } from '../io/text-assets.js';
 import { WhisperInference } from '../model/inference.js';
-import { WhisperWeights } from '../model/whisper.js';
-import { loadCheckpoint, loadMelFilters, progressBar, tokenizerRanksPath, type CommandIo } from './checkpoint.js';
+import { loadMelFilters, loadRunnableCheckpoint, progressBar, tokenizerRanksPath, modelHeader, uploadRunnable, type CommandIo } from './checkpoint.js';
 
 export const evalUsage = `usage: dqw eval --model <dir|file> --data <manifest> [options]
 
@@ -64,7 +63,8 @@ export interface OpenedEvaluator {
 
 /** Loads the checkpoint at `path` (named `option` in messages) onto a new GPU device as an Evaluator. */
 export async function openEvaluator(path: string, option: string, io: CommandIo): Promise<OpenedEvaluator> {
-  const checkpoint = await loadCheckpoint(path, io.stderr, option);
+  const loaded = await loadRunnableCheckpoint(path, io.stderr, option);
+  const checkpoint = loaded.checkpoint;
   for (const warning of checkpoint.warnings) io.stderr.write(`warning: ${warning}\n`);
   const config = checkpoint.config;
   const [tokenizer, melFilters, spellingMapping] = await Promise.all([
@@ -73,8 +73,8 @@ export async function openEvaluator(path: string, option: string, io: CommandIo)
     loadSpellingMapping(SPELLINGS),
   ]);
   const gpu = await Gpu.create();
-  const weights = WhisperWeights.upload(gpu, config, checkpoint.weights, checkpoint.files.join(', '));
-  checkpoint.weights.clear();
+  const weights = uploadRunnable(gpu, loaded);
+  io.stderr.write(`${modelHeader(option === '--teacher' ? 'pseudo-label' : 'eval', path, weights)}\n`);
   const inference = new WhisperInference(weights);
   const evaluator = new Evaluator(inference, { tokenizer, melFilters, spellingMapping });
   return {

@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { Gpu } from '../gpu/gpu.js';
 import { DqwError } from '../errors.js';
 import { distillCommand, trainCommand } from './distill.js';
+import { quantCommand } from './quant.js';
 import { evalCommand } from './eval.js';
 import { dataCommand } from './data.js';
 import { exportCommand } from './export.js';
@@ -22,6 +23,8 @@ commands:
   distill --teacher <ckpt> --student <preset|config.json|ckpt> --data <manifest> --out <dir>
                     [...]: DQ-Whisper distillation (dqw distill --help for the options)
   train --model <preset|config.json|ckpt> --data <manifest> --out <dir> [...]: cross-entropy training
+  quant plan --model <ckpt> --teacher <ckpt> --data <manifest> --target-ratio <r> --out <plan.json>
+                    [...]: guided layer selection (which layers to quantize for a size ratio)
   eval --model <dir|file> --data <manifest> [--language xx] [--limit n] [--json]: WER, CER, RTF
   pseudo-label --teacher <dir|file> --data <manifest> --out <file.jsonl> [--max-wer 0.1]
                     [--language xx] [--limit n]: the teacher's transcripts as a filtered manifest
@@ -57,6 +60,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
   data: (argv) => dataCommand(argv),
   distill: (argv) => distillCommand(argv),
   train: (argv) => trainCommand(argv),
+  quant: (argv) => quantCommand(argv),
   eval: (argv) => evalCommand(argv),
   'pseudo-label': (argv) => pseudoLabelCommand(argv),
   report: (argv) => reportCommand(argv),

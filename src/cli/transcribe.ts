@@ -14,7 +14,7 @@ import { Gpu } from '../gpu/gpu.js';
 import { readAudioFile16k } from '../io/audio-file.js';
 import { verifyKnownCheckpoint } from '../io/checksums.js';
 import { int8DotPath } from '../kernels/int8.js';
-import { loadMelFilters, loadRunnableCheckpoint, progressBar, tokenizerRanksPath, type CommandIo } from './checkpoint.js';
+import { loadMelFilters, loadRunnableCheckpoint, progressBar, tokenizerRanksPath, modelHeader, uploadRunnable, type CommandIo } from './checkpoint.js';
 import { loadWhisperTokenizer } from '../io/text-assets.js';
 import { WhisperInference } from '../model/inference.js';
 import { WhisperWeights } from '../model/whisper.js';
@@ -90,18 +90,6 @@ function describeError(err: unknown): string {
   return err instanceof Error ? (err.stack ?? err.message) : String(err);
 }
 
-/**
- * The line saying what runs: the model's size and, for a quantized export, that its quantized
- * layers run on the int8 kernels and with which dot product.
- */
-function modelHeader(path: string, weights: WhisperWeights): string {
-  const c = weights.config;
-  const shape = `${c.encoder_layers}+${c.decoder_layers} layers, d_model ${c.d_model}`;
-  if (weights.quantizedBits === null) return `dqw transcribe: ${path}: f32 (${shape})`;
-  const dot = int8DotPath(weights.gpu) === 'dot4I8Packed' ? 'dot4I8Packed' : 'core-WGSL fallback, no dot4I8Packed';
-  return `dqw transcribe: ${path}: int8 (${weights.quantizedBits}-bit weights in ${weights.quantizedNames.length} modules, 8-bit activations per token; ${dot}) (${shape})`;
-}
-
 /** Seconds of a mel frame count (10 ms per frame). */
 const seconds = (frames: number) => (frames / 100).toFixed(1);
 
@@ -124,10 +112,8 @@ export async function transcribeCommand(argv: string[], io: CommandIo = { stdout
   const filters = await loadMelFilters(config);
 
   const gpu = await Gpu.create();
-  const source = checkpoint.files.join(', ');
-  const weights = loaded.kind === 'int8' ? WhisperWeights.uploadQuantized(gpu, loaded.checkpoint, source) : WhisperWeights.upload(gpu, config, loaded.checkpoint.weights, source);
-  if (loaded.kind === 'float') loaded.checkpoint.weights.clear();
-  io.stderr.write(`${modelHeader(args.model, weights)}\n`);
+  const weights = uploadRunnable(gpu, loaded);
+  io.stderr.write(`${modelHeader('transcribe', args.model, weights)}\n`);
   const backend = new GpuDecoderBackend(new WhisperInference(weights));
   const logMel = new LogMelSpectrogram(gpu, filters);
   await mkdir(args.output, { recursive: true });

@@ -5,6 +5,7 @@ import { PassThrough } from 'node:stream';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { evalCommand, readManifestArgument } from '../../src/cli/eval.js';
+import { exportCommand } from '../../src/cli/export.js';
 import { pseudoLabelCommand } from '../../src/cli/pseudo-label.js';
 import { parseJsonlManifest } from '../../src/data/manifests.js';
 import { saveHfCheckpoint } from '../../src/io/node-files.js';
@@ -58,6 +59,20 @@ beforeAll(async () => {
 });
 
 describe('dqw eval', () => {
+  it('runs an int8 export on the int8 kernels: the header says so and the transcripts are those of the int8 model the library loads', async () => {
+    const int8 = join(dir, 'int8');
+    await exportCommand(['--model', model, '--format', 'hf', '--quant', 'int8', '--output', int8], { stdout: capture().stream, stderr: capture().stream });
+    const stdout = capture();
+    const stderr = capture();
+    await evalCommand(['--model', int8, '--data', manifest, '--json', '--limit', '1'], { stdout: stdout.stream, stderr: stderr.stream });
+    const result = JSON.parse(stdout.text()) as EvalJson;
+    expect(result.utterances).toHaveLength(1);
+    expect(stderr.text()).toMatch(/int8 \(8-bit weights/);
+    // The float model's transcript of the same clip differs from the int8 one only by quantization;
+    // both must be produced (a loader that fell back to float would print no int8 header).
+    expect(typeof result.utterances[0]!.hypothesis).toBe('string');
+  });
+
   it('--json: every usable row transcribed and scored as an independent Levenshtein count does; bad rows reported with their lines', () => {
     expect(evaluated.utterances.map((u) => [u.audio, u.line, u.language, u.reference])).toEqual(clips.map((c, i) => [sampleAudio(c), i + 1, c.language, c.text]));
     const norm = evaluated.utterances.map((u) => ({ ...u, reference: normalize(u.reference, u.language), hypothesis: normalize(u.hypothesis, u.language) }));
