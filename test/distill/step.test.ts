@@ -6,8 +6,9 @@ import { compileDistillationStep, projectionName, type DistillationStepOptions }
 import { presetConfig, whisperParameters, type WhisperConfig } from '../../src/model/config.js';
 import { initWhisperWeights } from '../../src/model/init.js';
 import { FROZEN_ENCODER_POSITIONS, WhisperWeights } from '../../src/model/whisper.js';
-import { expectClose, maxAbsDiff, randomArray, useGpu } from '../helpers.js';
+import { expectClose, maxAbsDiff, useGpu } from '../helpers.js';
 import { distillLossGradTf, type DistillRefOptions } from '../ref/distill.js';
+import { B, expectScaled, labels, lengths, paddedBatchMel, T, tokens } from '../model/padded-batch.js';
 
 const gpu = useGpu();
 
@@ -24,26 +25,13 @@ const studentCfg: WhisperConfig = { ...base, d_model: 16, encoder_layers: 2, dec
 const teacherWeights = initWhisperWeights(teacherCfg, 31, { std: 0.2, randomizeAll: true });
 const studentWeights = initWhisperWeights(studentCfg, 32, { std: 0.2, randomizeAll: true });
 
-const B = 2;
-const T = 7;
-const frames = 2 * base.max_source_positions;
-const mel = randomArray(B * base.num_mel_bins * frames, 33);
-const lengths = [7, 5];
-const tokens = [119, 4, 42, 7, 88, 3, 60, 119, 11, 23, 99, 5, 117, 117];
-const labels = [4, 42, 7, 88, 3, 60, 117, 11, 23, 99, 5, 117, -100, -100];
+const { mel, melOf } = paddedBatchMel(base, 33);
 const examples = [0, 1].map((b) => ({
-  mel: mel.subarray(b * base.num_mel_bins * frames, (b + 1) * base.num_mel_bins * frames),
+  mel: melOf(b),
   tokens: tokens.slice(b * T, (b + 1) * T),
   labels: labels.slice(b * T, (b + 1) * T),
 }));
 const batch = { mel, tokens: Int32Array.from(tokens), labels: Int32Array.from(labels), tokenLengths: Uint32Array.from(lengths) };
-
-/** |actual - expected| <= tol * max|expected|. */
-function expectScaled(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number, what: string): number {
-  const scale = Math.max(...Array.from(expected, Math.abs));
-  expectClose(actual, expected, { atol: tol * scale, rtol: 0 }, what);
-  return maxAbsDiff(actual, expected) / scale;
-}
 
 /** Mean squared distance of student layer i and teacher layer j over the valid rows (float64). */
 function distancesRef(student: Float32Array[][], teacher: Float32Array[][], d: number, rowValid: (b: number, r: number) => boolean): number[][] {

@@ -8,8 +8,9 @@ import { presetConfig, whisperParameters, type WhisperConfig } from '../../src/m
 import { initWhisperWeights } from '../../src/model/init.js';
 import { buildWhisper, compileWhisperTrainingStep, FROZEN_ENCODER_POSITIONS, WhisperWeights } from '../../src/model/whisper.js';
 import { countDeviceObjects } from '../graph/counting.js';
-import { expectClose, maxAbsDiff, randomArray, useGpu } from '../helpers.js';
+import { expectClose, maxAbsDiff, useGpu } from '../helpers.js';
 import { whisperForwardRef, whisperLossGradTf } from '../ref/whisper.js';
+import { B, expectScaled, labels, lengths, paddedBatchMel, T, tokens } from './padded-batch.js';
 
 const gpu = useGpu();
 
@@ -24,24 +25,9 @@ const cfg: WhisperConfig = {
 // std 0.2 so every path moves the logits by O(1); randomizeAll so no bias or LayerNorm parameter
 // sits at 0 or 1 where a mistake could hide.
 const weights = initWhisperWeights(cfg, 7, { std: 0.2, randomizeAll: true });
-const B = 2;
-const T = 7;
-const frames = 2 * cfg.max_source_positions;
-const mel = randomArray(B * cfg.num_mel_bins * frames, 3);
-// Second sequence right-padded after 5 tokens (pad id 117); its padded labels are ignored.
-const lengths = [7, 5];
-const tokens = [119, 4, 42, 7, 88, 3, 60, 119, 11, 23, 99, 5, 117, 117];
-const labels = [4, 42, 7, 88, 3, 60, 117, 11, 23, 99, 5, 117, -100, -100];
-const melOf = (b: number) => mel.subarray(b * cfg.num_mel_bins * frames, (b + 1) * cfg.num_mel_bins * frames);
+const { mel, melOf } = paddedBatchMel(cfg, 3);
 const rowsOf = <T extends ArrayLike<number>>(x: T, b: number, rows: number, width: number, keep: number) =>
   Array.from({ length: keep * width }, (_, i) => x[(b * rows + Math.floor(i / width)) * width + (i % width)]!);
-
-/** |actual - expected| <= tol * max|expected|: a tolerance relative to the tensor's scale. */
-function expectScaled(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number, what: string): number {
-  const scale = Math.max(...Array.from(expected, Math.abs));
-  expectClose(actual, expected, { atol: tol * scale, rtol: 0 }, what);
-  return maxAbsDiff(actual, expected) / scale;
-}
 
 describe('Whisper on the graph', () => {
   it('uploads and downloads weights by Hugging Face name and rejects a wrong set naming the tensor', async () => {
