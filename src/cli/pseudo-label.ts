@@ -5,6 +5,7 @@ import { dirname, relative, resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DqwError } from '../errors.js';
 import { selectPseudoLabels, type PseudoLabelCounts, type PseudoLabelDecision } from '../eval/pseudo-label.js';
+import { textFile } from '../io/byte-source.js';
 import { writeFileAtomic } from '../io/node-files.js';
 import type { CommandIo } from './checkpoint.js';
 import { evaluateManifest, openEvaluator, parseLimit, readUsableManifest } from './eval.js';
@@ -81,9 +82,8 @@ export async function pseudoLabelCommand(argv: string[], io: CommandIo = process
     const { decisions, languages } = selectPseudoLabels(result.utterances, { maxErrorRate, normalize: opened.evaluator.normalize });
     const folder = dirname(out);
     const text = decisions.filter((d) => d.kept).map((d) => `${JSON.stringify(manifestRow(d, folder))}\n`).join('');
-    const bytes = new TextEncoder().encode(text);
     await mkdir(folder, { recursive: true });
-    await writeFileAtomic(out, { name: out, byteLength: bytes.byteLength, chunks: () => [bytes] });
+    await writeFileAtomic(out, textFile(out, text));
     io.stdout.write(`${formatPseudoLabelCounts(languages)}\nwrote ${out}\n`);
   } finally {
     opened.close();

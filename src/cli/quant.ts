@@ -11,6 +11,7 @@ import { meanLosses } from '../distill/trainer.js';
 import { DqwError } from '../errors.js';
 import { Gpu } from '../gpu/gpu.js';
 import { readAudioFile16k } from '../io/audio-file.js';
+import { textFile } from '../io/byte-source.js';
 import { writeFileAtomic } from '../io/node-files.js';
 import { loadWhisperTokenizer } from '../io/text-assets.js';
 import { WhisperWeights } from '../model/whisper.js';
@@ -142,8 +143,7 @@ async function plan(argv: string[], io: CommandIo): Promise<void> {
   }
   const selection = selectLayers(records, { config: student.config, teacherFloatBytes, targetRatio: args.targetRatio, bits: args.bits, floatDtype: args.floatDtype, mixedInt4: args.mixedInt4 });
   const file = quantPlanFile(records, selection, measuredOn);
-  const bytes = new TextEncoder().encode(quantPlanJson(file));
-  await writeFileAtomic(args.out, { name: args.out, byteLength: bytes.byteLength, chunks: () => [bytes] });
+  await writeFileAtomic(args.out, textFile(args.out, quantPlanJson(file)));
   io.stdout.write(`${formatQuantPlan(file)}\nwrote ${args.out}\n`);
 }
 

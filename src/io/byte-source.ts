@@ -74,6 +74,16 @@ export interface FileChunks {
   chunks(): Iterable<Uint8Array>;
 }
 
+/** A small file held in memory as one chunk. */
+export function bytesFile(name: string, bytes: Uint8Array): FileChunks {
+  return { name, byteLength: bytes.byteLength, *chunks() { yield bytes; } };
+}
+
+/** A small text file (UTF-8) as one chunk. */
+export function textFile(name: string, text: string): FileChunks {
+  return bytesFile(name, new TextEncoder().encode(text));
+}
+
 /** Reads a whole (small) file such as config.json as UTF-8 text. */
 export async function readText(source: ByteSource): Promise<string> {
   return new TextDecoder('utf-8', { fatal: false }).decode(await source.read(0, source.size));

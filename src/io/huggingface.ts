@@ -1,7 +1,7 @@
 import { CheckpointError, ConfigError } from '../errors.js';
 import { parseWhisperConfig, tiedOutputProjection, whisperConfigJson, whisperParameters, type WhisperConfig } from '../model/config.js';
 import { checkWhisperWeights } from '../model/init.js';
-import { readText, type ByteSource, type FileChunks, type FileOpener } from './byte-source.js';
+import { readText, textFile, type ByteSource, type FileChunks, type FileOpener } from './byte-source.js';
 import {
   encodeSafetensors, readableDtypes, readSafetensorsHeader, readSafetensorsTensor,
   type SafetensorsDtype, type SafetensorsEntry, type TensorToWrite, type WritableDtype,
@@ -188,11 +188,6 @@ export function hfConfigText(config: WhisperConfig): string {
   const json = whisperConfigJson(config);
   const sorted = Object.fromEntries(Object.keys(json).sort().map((k) => [k, json[k]]));
   return `${JSON.stringify(sorted, null, 2)}\n`;
-}
-
-function textFile(name: string, text: string): FileChunks {
-  const bytes = new TextEncoder().encode(text);
-  return { name, byteLength: bytes.byteLength, *chunks() { yield bytes; } };
 }
 
 /**

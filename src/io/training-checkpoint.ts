@@ -25,7 +25,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promis
 import { join } from 'node:path';
 import { hfCheckpointFiles, type LoadedCheckpoint } from './huggingface.js';
 import { fileSource, loadHfCheckpoint, writeFileAtomic } from './node-files.js';
-import type { FileChunks } from './byte-source.js';
+import { textFile, type FileChunks } from './byte-source.js';
 import type { WhisperCheckpoint } from './whisper-inventory.js';
 import {
   parseTrainingManifest, readTrainingTensors, trainingCheckpointFormat, trainingCheckpointVersion, TrainingCheckpointError,
@@ -253,8 +253,7 @@ export async function saveTrainingCheckpoint(
       await writeFileAtomic(join(workPath, file.name), hashed.file);
       files[file.name] = hashed.digest();
     }
-    const manifest = new TextEncoder().encode(trainingManifestText({ ...manifestWithoutFiles, files }));
-    await writeFileAtomic(join(workPath, trainingFileNames.manifest), { name: trainingFileNames.manifest, byteLength: manifest.byteLength, *chunks() { yield manifest; } });
+    await writeFileAtomic(join(workPath, trainingFileNames.manifest), textFile(trainingFileNames.manifest, trainingManifestText({ ...manifestWithoutFiles, files })));
     await fsyncPath(workPath);
     try {
       await rename(workPath, finalPath);
@@ -310,8 +309,7 @@ async function applyRetention(runDir: string, newPath: string, keepLast: number)
     best: best ? { step: best.step, dir: name(best), metric: best.metric } : null,
     checkpoints: kept.map((e) => ({ step: e.step, dir: name(e), metric: e.metric ?? null })),
   };
-  const text = new TextEncoder().encode(`${JSON.stringify(index, null, 2)}\n`);
-  await writeFileAtomic(join(dir, indexFile), { name: indexFile, byteLength: text.byteLength, *chunks() { yield text; } });
+  await writeFileAtomic(join(dir, indexFile), textFile(indexFile, `${JSON.stringify(index, null, 2)}\n`));
   return { path: newPath, kept: kept.map((e) => e.path), deleted, ...(best ? { best } : {}) };
 }
 

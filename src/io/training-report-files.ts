@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { SkippedRow } from '../data/examples.js';
 import { renderTrainingReport } from '../report/html.js';
 import { MetricsError } from '../report/metrics.js';
+import { textFile } from './byte-source.js';
 import { writeFileAtomic } from './node-files.js';
 
 /** What {@link writeTrainingReport} wrote, and the lines of metrics.jsonl it could not read. */
@@ -34,9 +35,8 @@ export async function writeTrainingReport(runDir: string, outDir = runDir): Prom
   await mkdir(outDir, { recursive: true });
   const paths: string[] = [];
   for (const { name, text: content } of report.files) {
-    const bytes = new TextEncoder().encode(content);
     const path = join(outDir, name);
-    await writeFileAtomic(path, { name, byteLength: bytes.byteLength, *chunks() { yield bytes; } });
+    await writeFileAtomic(path, textFile(name, content));
     paths.push(path);
   }
   return { paths, skipped: report.skipped };

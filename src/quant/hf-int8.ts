@@ -45,7 +45,7 @@
 import { CheckpointError, ConfigError } from '../errors.js';
 import type { ByteSource, FileChunks, FileOpener } from '../io/byte-source.js';
 import { hfConfigText, hfFileNames, requiredOpener } from '../io/huggingface.js';
-import { readText } from '../io/byte-source.js';
+import { readText, textFile } from '../io/byte-source.js';
 import {
   encodeSafetensorsEncoded, readableDtypes, readSafetensorsHeader, readSafetensorsTensor,
   type EncodedTensorToWrite, type SafetensorsEntry, type WritableDtype,
@@ -115,11 +115,6 @@ export function dequantizeCheckpoint(qc: QuantizedCheckpoint): WhisperCheckpoint
     weights.set(p.name, q ? dequantizeWeight(q) : qc.weights.get(p.name)!);
   }
   return { config: qc.config, weights };
-}
-
-function textFile(name: string, text: string): FileChunks {
-  const bytes = new TextEncoder().encode(text);
-  return { name, byteLength: bytes.byteLength, *chunks() { yield bytes; } };
 }
 
 /** The quantization_config recorded for `qc`. */
