@@ -1,4 +1,4 @@
-// `npm run bench [-- --filter RE] [--repeat N] [--json FILE] [--trace FILE] [--no-tfjs]`
+// `npm run bench [-- --filter RE] [--repeat N] [--batch N] [--json FILE] [--trace FILE] [--no-tfjs]`
 // Times every case in bench/cases/*.ts with GPU timestamp queries (wall time without them),
 // runs the TF.js WebGPU comparisons of bench/compare.ts on the same adapter, prints a table and
 // optionally writes JSON and a Chrome trace (open in https://ui.perfetto.dev).
@@ -16,12 +16,15 @@ const { values: args } = parseArgs({
   options: {
     filter: { type: 'string' },
     repeat: { type: 'string', default: '5' },
+    batch: { type: 'string', default: '1' },
     json: { type: 'string' },
     trace: { type: 'string' },
     'no-tfjs': { type: 'boolean', default: false },
   },
 });
 const repeat = Math.max(1, Number(args.repeat));
+const batch = Number(args.batch);
+if (!Number.isInteger(batch) || batch < 1) throw new Error(`--batch must be a positive integer, got "${args.batch}"`);
 const filter = args.filter ? new RegExp(args.filter, 'i') : null;
 
 export interface CaseResult {
@@ -89,7 +92,7 @@ try {
 
   const reported: { name: string; values: Record<string, number | string> }[] = [];
   for (const r of loaded.reports.filter((r) => !filter || filter.test(r.name))) {
-    const result = await r.run(gpu);
+    const result = await r.run(gpu, { repeat, batch });
     console.log(`\n${r.name}:\n${result.lines.map((l) => `  ${l}`).join('\n')}`);
     reported.push({ name: r.name, values: result.values });
   }
@@ -118,7 +121,7 @@ try {
   }
 
   if (args.json) {
-    const out = { date: new Date().toISOString(), adapter: gpu.adapter, features: gpu.features, limits: gpu.limits, repeat, results, reports: reported, tfjs: compared };
+    const out = { date: new Date().toISOString(), adapter: gpu.adapter, features: gpu.features, limits: gpu.limits, repeat, batch, results, reports: reported, tfjs: compared };
     writeFileSync(args.json, JSON.stringify(out, null, 2));
     console.log(`\nwrote ${args.json}`);
   }

@@ -33,7 +33,15 @@ export interface BenchInstance {
 export interface BenchReport {
   name: string;
   /** Compute the figures; each line is printed as is. */
-  run(gpu: Gpu): Promise<BenchReportResult>;
+  run(gpu: Gpu, opts: BenchOptions): Promise<BenchReportResult>;
+}
+
+/** Runner options a report may use. */
+export interface BenchOptions {
+  /** --repeat: most timed runs. */
+  repeat: number;
+  /** --batch: batch size of the whole-step reports. */
+  batch: number;
 }
 
 export interface BenchReportResult {
