@@ -2,13 +2,14 @@
 // page's alert region as a readable message (errors.ts), not only in the console.
 import { DeviceLostError, Gpu } from '../../src/index.js';
 import { deviceTab } from './device-tab.js';
+import { distillTab } from './distill-tab.js';
 import { embeddingTab } from './embedding-tab.js';
 import { showError } from './errors.js';
 import { profileTab } from './profile-tab.js';
 import { transcribeTab } from './transcribe-tab.js';
 import type { PageContext, Tab } from './tabs.js';
 
-const tabs: readonly Tab[] = [deviceTab, transcribeTab, profileTab, embeddingTab];
+const tabs: readonly Tab[] = [deviceTab, transcribeTab, distillTab, profileTab, embeddingTab];
 
 const status = document.querySelector<HTMLElement>('#status')!;
 const errors = document.querySelector<HTMLElement>('#errors')!;
