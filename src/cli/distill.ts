@@ -71,6 +71,8 @@ ${common}  --alpha <x> --beta <x> --gamma <x>
   --quant <q>             none (default), int8 or int4: fake-quant every Linear of the student
   --quant-plan <file>     quant-plan.json of dqw quant plan (guided layer selection)
   --quant-warmup <n>      float steps before fake-quant switches on (default 0)
+  --quant-activations     also fake-quantize the inputs of the quantized Linears per token to
+                          8 bits, as the int8 kernels run them
   --frozen-encoder        keep the teacher's encoder (student cross-attends to its output)
 `;
 
@@ -98,6 +100,7 @@ interface RunArgs {
   stopAt?: number;
   quant: 'none' | 'int8' | 'int4';
   quantPlan?: string;
+  quantActivations: boolean;
 }
 
 function parseRunArgs(argv: string[], distill: boolean): RunArgs {
@@ -117,7 +120,7 @@ function parseRunArgs(argv: string[], distill: boolean): RunArgs {
       alpha: { type: 'string' }, beta: { type: 'string' }, gamma: { type: 'string' }, tau: { type: 'string' },
       hidden: { type: 'string' }, 'hidden-layer-norm': { type: 'boolean', default: false },
       matching: { type: 'string' }, window: { type: 'string' }, 'match-every': { type: 'string' },
-      quant: { type: 'string', default: 'none' }, 'quant-plan': { type: 'string' }, 'quant-warmup': { type: 'string', default: '0' },
+      quant: { type: 'string', default: 'none' }, 'quant-plan': { type: 'string' }, 'quant-warmup': { type: 'string', default: '0' }, 'quant-activations': { type: 'boolean', default: false },
       'frozen-encoder': { type: 'boolean', default: false },
     },
   });
@@ -146,6 +149,7 @@ function parseRunArgs(argv: string[], distill: boolean): RunArgs {
   if (values.matching !== undefined && !strategies.includes(values.matching as LayerMatchingStrategy)) throw fail(`--matching must be one of ${strategies.join(', ')}, got "${values.matching}"`);
   if (!['none', 'int8', 'int4'].includes(values.quant)) throw fail(`--quant must be none, int8 or int4, got "${values.quant}"`);
   if (values['quant-plan'] && values.quant !== 'none') throw fail('give --quant or --quant-plan, not both');
+  if (values['quant-activations'] && values.quant === 'none' && !values['quant-plan']) throw fail('--quant-activations needs --quant or --quant-plan');
   const steps = num('steps', values.steps, true, 1)!;
   const maxGradNorm = num('max-grad-norm', values['max-grad-norm'], false, 0)!;
   return {
@@ -164,6 +168,7 @@ function parseRunArgs(argv: string[], distill: boolean): RunArgs {
     stopAt: num('stop-at', values['stop-at'], true, 1),
     quant: values.quant as RunArgs['quant'],
     quantPlan: values['quant-plan'],
+    quantActivations: values['quant-activations'],
     trainer: {
       steps,
       batchSize: num('batch', values.batch, true, 1)!,
@@ -216,9 +221,9 @@ async function quantizationOf(args: RunArgs, config: WhisperConfig): Promise<Qua
 }
 
 /** Which weights fake-quant applies to, and at how many bits (the token embedding stays float in training). */
-function quantizePredicate(config: WhisperConfig, plan: QuantizationPlan): (weightName: string) => { bits: number } | null {
+function quantizePredicate(config: WhisperConfig, plan: QuantizationPlan, activations: boolean): (weightName: string) => { bits: number; activations: boolean } | null {
   const bits = new Map(resolvePlan(config, plan).modules.map((m) => [m.weight, m.bits]));
-  return (name) => (bits.has(name) ? { bits: bits.get(name)! } : null);
+  return (name) => (bits.has(name) ? { bits: bits.get(name)!, activations } : null);
 }
 
 async function runTraining(argv: string[], distill: boolean, io: CommandIo): Promise<void> {
@@ -275,7 +280,7 @@ async function runTraining(argv: string[], distill: boolean, io: CommandIo): Pro
     }
   }
   const plan = await quantizationOf(args, studentConfig);
-  if (plan) args.trainer.quantize = quantizePredicate(studentConfig, plan);
+  if (plan) args.trainer.quantize = quantizePredicate(studentConfig, plan, args.quantActivations);
 
   // Data.
   const train = await readManifestArgument(args.data);

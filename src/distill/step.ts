@@ -61,8 +61,11 @@ export interface DistillationStepOptions extends DistillationLossOptions, Omit<A
   shape: WhisperShape;
   /** Student parameters to train (default all but the encoder positions). */
   trainable?: (name: string) => boolean;
-  /** Fake-quantize these student weights (per output channel, STE); receives the weight's name. */
-  quantize?: (weightName: string) => { bits?: number } | null;
+  /**
+   * Fake-quantize these student weights (per output channel, STE); receives the weight's name.
+   * `activations` also fake-quantizes the layer's input per token to 8 bits, as int8 inference does.
+   */
+  quantize?: (weightName: string) => { bits?: number; activations?: boolean } | null;
   /**
    * The student keeps the teacher's encoder: it cross-attends to the teacher's encoder output, and
    * no student encoder is run or trained (its config must equal the teacher's encoder).

@@ -30,8 +30,8 @@ export interface TrainerOptions {
   eps?: number;
   /** Loss weights, temperature, hidden states and matching (distillation only). */
   loss?: DistillationLossOptions;
-  /** Fake-quantize these student weights (quantization-aware distillation). */
-  quantize?: (weightName: string) => { bits?: number } | null;
+  /** Fake-quantize these student weights, and with `activations` their inputs (quantization-aware distillation). */
+  quantize?: (weightName: string) => { bits?: number; activations?: boolean } | null;
   /** Float steps before fake-quant switches on (default 0). */
   quantWarmupSteps?: number;
   /** The student keeps the teacher's encoder (see DistillationStepOptions.frozenEncoder). */

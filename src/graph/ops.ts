@@ -92,7 +92,7 @@ export interface LinearOptions {
   /**
    * Fake-quantize the input per row (token) with these scales (f32 [rows of x], see
    * `fakeQuantScales`), as the int8 kernels quantize activations: the float simulation of
-   * `int8Linear`. Forward only.
+   * `int8Linear`, and activation-quantization-aware training (straight-through backward).
    */
   quantInput?: { scale: GraphTensor; bits?: number };
   label?: string;
@@ -110,10 +110,7 @@ export function linear(g: Graph, x: GraphTensor, w: GraphTensor, bias: GraphTens
   const quant = opts.quant;
   if (quant) expectGraphShape(quant.scale, [outF], `linear (${label}) weight scales`);
   const quantInput = opts.quantInput;
-  if (quantInput) {
-    expectGraphShape(quantInput.scale, [rows], `linear (${label}) input scales`);
-    if (needsGrad) throw new ShapeError(`linear (${label}): input fake quantization is forward only (inference simulation), but a gradient flows here`);
-  }
+  if (quantInput) expectGraphShape(quantInput.scale, [rows], `linear (${label}) input scales`);
   const y = g.temp([...x.shape.slice(0, -1), outF], label, [x, w, bias]);
   const fakeQuant = (q: { scale: GraphTensor; bits?: number } | undefined, b: { tensor(t: GraphTensor): Tensor }): FakeQuant | undefined =>
     q ? { scale: b.tensor(q.scale), bits: q.bits } : undefined;
@@ -144,14 +141,17 @@ export function linear(g: Graph, x: GraphTensor, w: GraphTensor, bias: GraphTens
             matmul(rec, reshape(b.tensor(dy), [rows, outF]), b.tensor(w), reshape(b.tensor(dx!), [rows, inF]), { accumulate, quantB: fq(b), label: `${label} dx` }),
         }),
       );
-      // dW = dY^T X, the gradient with respect to the (fake-quantized) weight the forward used.
+      // dW = dY^T X̂, the gradient with respect to the (fake-quantized) weight the forward used,
+      // from the (fake-quantized) input it saw. dX passes the input quantizer straight through:
+      // per-token max scaling never clips, so its STE mask is all ones.
       const dwNode = (dw: GraphTensor, accumulate: boolean) =>
         g.add({
           name: 'linear.dw',
           label,
-          reads: [dy, x],
+          reads: [dy, x, ...(quantInput ? [quantInput.scale] : [])],
           writes: [dw],
-          record: (rec, b) => matmul(rec, reshape(b.tensor(dy), [rows, outF]), reshape(b.tensor(x), [rows, inF]), b.tensor(dw), { transA: true, accumulate, label: `${label} dw` }),
+          record: (rec, b) =>
+            matmul(rec, reshape(b.tensor(dy), [rows, outF]), reshape(b.tensor(x), [rows, inF]), b.tensor(dw), { transA: true, accumulate, quantB: fakeQuant(quantInput, b), label: `${label} dw` }),
         });
       if (!quant) {
         ctx.into([w], ([dw], accumulate) => dwNode(dw!, accumulate));
@@ -296,10 +296,11 @@ export function add(g: Graph, a: GraphTensor, bT: GraphTensor, opts: { label?: s
             record: (rec, b) => colSum(rec, reshape(b.tensor(dy), [a.numel / bT.numel, bT.numel]), reshape(b.tensor(db!), [bT.numel]), { accumulate, label: `${label} db` }),
           }),
         );
-      } else if (ctx.needs(a)) {
-        ctx.into([bT], ([db], accumulate) => (accumulate ? accumulateInto(g, db!, dy) : copyInto(g, dy, db!)));
       } else {
-        ctx.add(bT, dy);
+        // Same element count: b may still differ in shape (positions [T, d] on a batch of one).
+        const dyb = g.view(dy, bT.shape, 0, `d(${bT.label})`);
+        if (ctx.needs(a)) ctx.into([bT], ([db], accumulate) => (accumulate ? accumulateInto(g, db!, dyb) : copyInto(g, dyb, db!)));
+        else ctx.add(bT, dyb);
       }
       ctx.add(a, dy);
     },

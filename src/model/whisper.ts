@@ -140,8 +140,8 @@ export interface WhisperGraphOptions {
   /**
    * Fake-quantize these linear layers' weights per output channel (scales from each step's
    * weights; straight-through estimator in the backward). Receives the weight's name. With
-   * `activations`, the layer's input is fake-quantized per token to 8 bits too (forward only):
-   * the float simulation of the int8 kernels that quantized weights run on.
+   * `activations`, the layer's input is fake-quantized per token to 8 bits too (straight-through
+   * backward): the float simulation of the int8 kernels that quantized weights run on.
    */
   quantize?: (weightName: string) => { bits?: number; activations?: boolean } | null;
   /**

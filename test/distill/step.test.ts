@@ -54,15 +54,17 @@ function distancesRef(student: Float32Array[][], teacher: Float32Array[][], d: n
 }
 
 describe('distillation step (student fake-quant, CE + KL + hidden states with dynamic matching, backward, AdamW)', () => {
-  it('losses, distance matrices, GPU layer maps and every student and projection gradient match TF.js autodiff', async () => {
+  it('losses, distance matrices, GPU layer maps and every student and projection gradient match TF.js autodiff (weights at 4 and 8 bits, some inputs per token)', async () => {
     const g = gpu();
     const teacher = WhisperWeights.upload(g, teacherCfg, teacherWeights, 'teacher');
     const student = WhisperWeights.upload(g, studentCfg, studentWeights, 'student');
     // The embedding at 4 bits, so a lookup that missed the quantization would show in every gradient.
     const quantBits = (name: string) => (/(fc1|embed_tokens)\.weight$/.test(name) ? 4 : /(proj|fc2)\.weight$/.test(name) ? 8 : null);
+    // The inputs of fc2 and the attention output projections are fake-quantized per token too.
+    const quantInputs = (name: string) => /(fc2|out_proj)\.weight$/.test(name);
     const opts: DistillationStepOptions = {
       teacher, student, shape: { batch: B, tokens: T, padded: true }, lr: 1e-3,
-      alpha: 0.8, beta: 1, gamma: 1, tau: 2, quantize: (n) => (quantBits(n) ? { bits: quantBits(n)! } : null), seed: 5,
+      alpha: 0.8, beta: 1, gamma: 1, tau: 2, quantize: (n) => (quantBits(n) ? { bits: quantBits(n)!, activations: quantInputs(n) } : null), seed: 5,
     };
     const step = await compileDistillationStep(g, opts);
     const projections = { encoder: [] as Float32Array[], decoder: [] as Float32Array[] };
@@ -74,7 +76,7 @@ describe('distillation step (student fake-quant, CE + KL + hidden states with dy
     const maps = await step.layerMaps();
     expect(maps.kept).toBe(false);
 
-    const refOpts: DistillRefOptions = { alpha: 0.8, beta: 1, gamma: 1, tau: 2, encoderMap: maps.encoder, decoderMap: maps.decoder, projections, quantize: quantBits };
+    const refOpts: DistillRefOptions = { alpha: 0.8, beta: 1, gamma: 1, tau: 2, encoderMap: maps.encoder, decoderMap: maps.decoder, projections, quantize: quantBits, quantizeInputs: quantInputs };
     const ref = await distillLossGradTf(teacherCfg, teacherWeights, studentCfg, studentWeights, examples, refOpts);
     // float32 on both sides through 3+3 / 2+2 blocks: relative 2e-5 is ~10x the measured gaps.
     expectClose([losses.ce, losses.kl, losses.hsEncoder, losses.hsDecoder, losses.total], [ref.ce, ref.kl, ref.hsEncoder, ref.hsDecoder, ref.total], { atol: 0, rtol: 2e-5 }, 'losses (ce, kl, hs enc, hs dec, total)');

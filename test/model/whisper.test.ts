@@ -111,6 +111,27 @@ describe('Whisper on the graph', () => {
     w.destroy();
   });
 
+  it('batch of one: gradients match TF.js (the position table [T, d] meets activations [1, T, d] of the same size)', async () => {
+    const g = gpu();
+    const w = WhisperWeights.upload(g, cfg, weights);
+    const graph = new Graph();
+    const m = buildWhisper(graph, w, { batch: 1, tokens: T }, { trainable: true });
+    const labelInput = graph.input([1, T], 'i32', 'labels');
+    const loss = crossEntropyLoss(graph, m.logits, labelInput);
+    const grads = backward(graph, [loss]);
+    const step = await compileGraph(g, graph);
+    step.write(m.inputs.mel, melOf(0));
+    step.write(m.inputs.tokens, Int32Array.from(tokens.slice(0, T)));
+    step.write(labelInput, Int32Array.from(labels.slice(0, T)));
+    await step.run();
+    const ref = await whisperLossGradTf(cfg, weights, melOf(0), tokens.slice(0, T), labels.slice(0, T));
+    for (const name of ['model.decoder.embed_positions.weight', 'model.decoder.layers.0.fc1.weight', 'model.encoder.conv1.weight']) {
+      expectScaled(await step.read(grads.get(m.params.get(name)!)!), ref.grads.get(name)!, 5e-5, `d ${name}`);
+    }
+    step.destroy();
+    w.destroy();
+  });
+
   it('trains: one submit per step, loss falls, replays allocate nothing, teacher-mode replays are bit-identical', async () => {
     const g = gpu();
     const w = WhisperWeights.upload(g, cfg, weights);

@@ -26,6 +26,7 @@ export interface DistillRefOptions {
   /** Projections [d_T, d_S] by student layer (1-based index - 1), per side; absent when widths agree. */
   projections?: { encoder?: readonly Float32Array[]; decoder?: readonly Float32Array[] };
   quantize?: (weightName: string) => number | null;
+  quantizeInputs?: (weightName: string) => boolean;
   /** Student cross-attends to the teacher's encoder output (student encoder unused). */
   frozenEncoder?: boolean;
 }
@@ -88,6 +89,7 @@ export async function distillLossGradTf(
         const t = teacher[b]!;
         const s = whisperForwardTf(tf, studentConfig, param, e.mel, e.tokens, {
           quantize: o.quantize,
+          quantizeInputs: o.quantizeInputs,
           encoder: o.frozenEncoder ? { out: t.encoderHidden[t.encoderHidden.length - 1]!, hidden: t.encoderHidden } : undefined,
         });
         const rowMask = tf.tensor2d(kept[b]!.map((k) => (k ? 1 : 0)), [e.tokens.length, 1]);

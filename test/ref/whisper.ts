@@ -183,6 +183,8 @@ export interface WhisperTfOptions {
    * projection use that quantized table, as int8 inference does.
    */
   quantize?: (weightName: string) => number | null;
+  /** Fake-quantize these layers' inputs per row (token) to 8 bits, with the straight-through estimator. */
+  quantizeInputs?: (weightName: string) => boolean;
   /** Encoder output and hidden states to use instead of running the encoder (a frozen, shared encoder). */
   encoder?: { out: TF.Tensor2D; hidden: TF.Tensor2D[] };
 }
@@ -221,7 +223,8 @@ export function whisperForwardTf(
   };
   const gelu = (x: TF.Tensor) => tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.div(x, Math.SQRT2)), 1));
   const dense = (x: TF.Tensor, name: string, bias = true) => {
-    const y = tf.matMul(x, weight(`${name}.weight`), false, true);
+    const input = opts.quantizeInputs?.(`${name}.weight`) ? fakeQuant(127)(x) : x;
+    const y = tf.matMul(input, weight(`${name}.weight`), false, true);
     return bias ? tf.add(y, p(`${name}.bias`)) : y;
   };
   const norm = (x: TF.Tensor, name: string) => {
