@@ -36,7 +36,8 @@ const common = `  --data <manifest>       training set: JSONL, Common Voice .tsv
   --dev <manifest>        dev set, evaluated every --eval-every steps (losses, WER/CER per language)
   --out <dir>             run folder: metrics.jsonl, checkpoints/, report (required)
   --steps <n>             optimizer updates (default 1000)
-  --batch <n>             examples per step (default 8)
+  --batch <n>             examples per micro-batch (default 8)
+  --accumulate <k>        micro-batches per update, their gradients averaged (default 1)
   --lr <x>                peak learning rate (default 1e-4)
   --warmup <n>            linear warm-up steps (default 10% of --steps)
   --decay <d>             linear (default), cosine or constant
@@ -111,7 +112,7 @@ function parseRunArgs(argv: string[], distill: boolean): RunArgs {
     options: {
       teacher: { type: 'string' }, student: { type: 'string' }, model: { type: 'string' }, init: { type: 'string' },
       data: { type: 'string' }, dev: { type: 'string' }, out: { type: 'string' },
-      steps: { type: 'string', default: '1000' }, batch: { type: 'string', default: '8' }, lr: { type: 'string', default: '1e-4' },
+      steps: { type: 'string', default: '1000' }, batch: { type: 'string', default: '8' }, accumulate: { type: 'string', default: '1' }, lr: { type: 'string', default: '1e-4' },
       warmup: { type: 'string' }, decay: { type: 'string', default: 'linear' }, 'weight-decay': { type: 'string', default: '0.01' },
       'max-grad-norm': { type: 'string', default: '1' }, 'max-tokens': { type: 'string' },
       'eval-every': { type: 'string', default: '100' }, 'eval-limit': { type: 'string' },
@@ -172,6 +173,7 @@ function parseRunArgs(argv: string[], distill: boolean): RunArgs {
     trainer: {
       steps,
       batchSize: num('batch', values.batch, true, 1)!,
+      microBatches: num('accumulate', values.accumulate, true, 1)!,
       schedule: {
         peak: num('lr', values.lr, false, Number.MIN_VALUE)!,
         warmupSteps: num('warmup', values.warmup, true, 0) ?? Math.floor(steps / 10),
@@ -337,7 +339,7 @@ async function runTraining(argv: string[], distill: boolean, io: CommandIo): Pro
     await record(resumedFrom
       ? { type: 'resume', step: trainer.step, from: resumedFrom }
       : { type: 'run', startedAt: new Date().toISOString(), command: `dqw ${distill ? 'distill' : 'train'} ${argv.join(' ')}`, teacher: args.teacher, student: args.student, options: { ...args.trainer, quantize: plan ? (args.quantPlan ?? args.quant) : 'none' } });
-    log(`${distill ? 'distilling' : 'training'} on ${gpu.adapter.description || gpu.adapter.device || 'WebGPU'}: ${train.examples.length} examples, batch ${args.trainer.batchSize} x ${tokens} tokens, ${args.trainer.steps} steps${plan ? `, fake-quant ${args.quantPlan ?? args.quant} after ${args.trainer.quantWarmupSteps ?? 0} float steps` : ''}`);
+    log(`${distill ? 'distilling' : 'training'} on ${gpu.adapter.description || gpu.adapter.device || 'WebGPU'}: ${train.examples.length} examples, batch ${args.trainer.batchSize} x ${tokens} tokens${(args.trainer.microBatches ?? 1) > 1 ? ` x ${args.trainer.microBatches} micro-batches` : ''}, ${args.trainer.steps} steps${plan ? `, fake-quant ${args.quantPlan ?? args.quant} after ${args.trainer.quantWarmupSteps ?? 0} float steps` : ''}`);
     const bar = progressBar(io.stderr, '[{bar}] {progress}');
     const startStep = trainer.step;
     bar.start(args.trainer.steps, trainer.step, { progress: '' });

@@ -80,6 +80,12 @@ export interface DistillationStepOptions extends DistillationLossOptions, Omit<A
   seed?: number;
   /** false: forward and losses only (no backward, no update), e.g. a dev-set loss. Default true. */
   train?: boolean;
+  /**
+   * Gradient accumulation over this many micro-batches per update (default 1): gradients add up
+   * over runs, `run(..., { apply: true })` on the last one updates with their mean, and
+   * `zeroGradients()` starts the next cycle.
+   */
+  microBatches?: number;
   compile?: CompileOptions;
 }
 
@@ -165,10 +171,15 @@ export class DistillationStep {
     }
   }
 
-  /** Run step `step` (1-based: AdamW's bias correction and the map's recompute schedule) at learning rate `lr`. */
-  async run(step: number, lr: number): Promise<DistillationLosses> {
+  /**
+   * Run step `step` (1-based: AdamW's bias correction and the map's recompute schedule) at
+   * learning rate `lr`. With gradient accumulation, `apply: false` only adds this micro-batch's
+   * gradients (default true: update).
+   */
+  async run(step: number, lr: number, opts: { apply?: boolean } = {}): Promise<DistillationLosses> {
     const scalars = this.compiled.graph.scalars;
-    await this.compiled.run(Object.fromEntries(Object.entries({ step, lr }).filter(([k]) => scalars.has(k))));
+    const values = { step, lr, apply: (opts.apply ?? true) ? 1 : 0 };
+    await this.compiled.run(Object.fromEntries(Object.entries(values).filter(([k]) => scalars.has(k))));
     const { ce, kl, matched } = this.losses;
     const order = [ce, ...(kl ? [kl] : []), ...matched.map((m) => m.loss), ...(this.gradNormSquared ? [this.gradNormSquared] : [])];
     const v = await this.compiled.readScalars(order);
@@ -180,6 +191,12 @@ export class DistillationStep {
     const hs = parts.size ? [...parts.values()].reduce((a, b) => a + b, 0) / parts.size : 0;
     const { alpha, beta, gamma } = this.weights;
     return { total: alpha * ceV + beta * klV + gamma * hs, ce: ceV, kl: klV, hs, hsEncoder: parts.get('encoder') ?? 0, hsDecoder: parts.get('decoder') ?? 0, gradNorm };
+  }
+
+  /** Zero the parameter gradients: the start of a gradient-accumulation cycle. */
+  async zeroGradients(): Promise<void> {
+    const grads = [...this.grads.values()].map((t) => this.compiled.tensor(t));
+    await this.gpu.run((rec) => grads.forEach((t) => rec.zero(t)));
   }
 
   /** The maps in use (after a run). */
@@ -338,10 +355,13 @@ export async function compileDistillationStep(gpu: Gpu, opts: DistillationStepOp
   if (!roots.length) throw new ConfigError('distillation: every loss weight is 0; nothing to train');
   let grads = new Map<GraphTensor, GraphTensor>();
   let gradNormSquared: GraphTensor | null = null;
+  const microBatches = opts.microBatches ?? 1;
+  if (!Number.isSafeInteger(microBatches) || microBatches < 1) throw new ConfigError(`distillation: microBatches must be a positive integer, got ${microBatches}`);
   if (train) {
-    grads = backward(g, roots);
+    const accumulation = microBatches > 1;
+    grads = backward(g, roots, { accumulate: accumulation });
     const noDecay = (p: GraphTensor) => p.label.endsWith('.bias') || /layer_norm\.weight$/.test(p.label);
-    gradNormSquared = adamw(g, grads, { ...opts, noDecay }).gradNormSquared;
+    gradNormSquared = adamw(g, grads, { ...opts, noDecay, accumulation, gradScale: (opts.gradScale ?? 1) / microBatches }).gradNormSquared;
   }
   const compiled = await compileGraph(gpu, g, opts.compile);
   return new DistillationStep(compiled, student, teacher, labels, { ce, kl, matched }, { alpha, beta, gamma }, gradNormSquared, grads, projections, owned, gpu);

@@ -19,8 +19,10 @@ import { LayerMapTracker, type LayerMapChange, type LayerMapTrackerState } from 
 export interface TrainerOptions {
   /** Optimizer updates of the whole run. */
   steps: number;
-  /** Examples per step (rows of the compiled step; a short batch repeats its examples). */
+  /** Examples per micro-batch (rows of the compiled step; a short batch repeats its examples). */
   batchSize: number;
+  /** Micro-batches whose gradients are averaged into one update (gradient accumulation; default 1). */
+  microBatches?: number;
   /** Learning rate over the run (totalSteps is normally `steps`). */
   schedule: LearningRateSchedule;
   weightDecay?: number;
@@ -50,7 +52,7 @@ export interface TrainingStepResult {
   epoch: number;
   lr: number;
   losses: DistillationLosses;
-  /** Examples in the batch (before repetition to fill the compiled rows). */
+  /** Examples in the step's batches (before repetition to fill the compiled rows). */
   examples: number;
   /** Label tokens with a loss. */
   tokens: number;
@@ -176,6 +178,7 @@ export class Trainer {
       frozenEncoder: o.frozenEncoder,
       projections: carried ?? undefined,
       seed: o.seed,
+      microBatches: o.microBatches,
     });
     if (carried) compiled.restoreTrainingTensors(carried, 'resumed training state');
     this.pendingTensors = null;
@@ -209,22 +212,40 @@ export class Trainer {
     return out;
   }
 
-  /** Run the next step. Batches whose every clip fails to load are passed over (and recorded as skipped). */
+  /** The next batch with at least one loadable clip (batches whose every clip fails are passed over, the clips recorded as skipped). */
+  private async nextBatch(): Promise<{ epoch: number; prepared: PreparedExample[] }> {
+    for (let tries = 0; ; tries++) {
+      if (tries > 0 && tries >= this.examples.length) throw new DqwError(`training: no clip of the training set could be loaded (${this.skipped.length} skipped; first: ${this.skipped[0]?.reason ?? '?'})`);
+      const batch = this.batcher.next();
+      const prepared = await this.prepareAll(batch.examples);
+      if (prepared.length) return { epoch: batch.epoch, prepared };
+    }
+  }
+
+  /** Run the next step: one update from `microBatches` batches (their gradients averaged). */
   async trainStep(): Promise<TrainingStepResult> {
     const started = performance.now();
     const step = this.step + 1;
-    let batch;
-    let prepared: PreparedExample[] = [];
-    for (let tries = 0; !prepared.length; tries++) {
-      if (tries > 0 && tries >= this.examples.length) throw new DqwError(`training: no clip of the training set could be loaded (${this.skipped.length} skipped; first: ${this.skipped[0]?.reason ?? '?'})`);
-      batch = this.batcher.next();
-      prepared = await this.prepareAll(batch.examples);
-    }
     const compiled = await this.stepFor(step);
-    const data = this.preparer.assemble(prepared, this.options.batchSize);
-    compiled.write(data);
     const lr = learningRateAt(this.options.schedule, step);
-    const losses = await compiled.run(step, lr);
+    const micro = this.options.microBatches ?? 1;
+    if (micro > 1) await compiled.zeroGradients();
+    const sum = { total: 0, ce: 0, kl: 0, hs: 0, hsEncoder: 0, hsDecoder: 0, gradNorm: NaN };
+    let examples = 0;
+    let tokens = 0;
+    let epoch = 0;
+    for (let k = 0; k < micro; k++) {
+      const batch = await this.nextBatch();
+      const data = this.preparer.assemble(batch.prepared, this.options.batchSize);
+      compiled.write(data);
+      const l = await compiled.run(step, lr, { apply: k === micro - 1 });
+      for (const key of ['total', 'ce', 'kl', 'hs', 'hsEncoder', 'hsDecoder'] as const) sum[key] += l[key] / micro;
+      sum.gradNorm = l.gradNorm;
+      examples += batch.prepared.length;
+      tokens += BatchPreparer.labelCount(data);
+      epoch = batch.epoch;
+    }
+    const losses: DistillationLosses = sum;
     if (!Number.isFinite(losses.total)) throw new DqwError(`training: the loss is ${losses.total} at step ${step} (ce ${losses.ce}, kl ${losses.kl}, hs ${losses.hs}); lower the learning rate or set --max-grad-norm`);
     const mapChanges: TrainingStepResult['mapChanges'] = {};
     if (this.encoderMaps || this.decoderMaps) {
@@ -233,17 +254,7 @@ export class Trainer {
       if (maps.decoder && this.decoderMaps) mapChanges.decoder = this.decoderMaps.record(step, maps.decoder);
     }
     this.step = step;
-    return {
-      step,
-      epoch: batch!.epoch,
-      lr,
-      losses,
-      examples: prepared.length,
-      tokens: BatchPreparer.labelCount(data),
-      seconds: (performance.now() - started) / 1000,
-      mapChanges,
-      quantized: this.current!.quantized,
-    };
+    return { step, epoch, lr, losses, examples, tokens, seconds: (performance.now() - started) / 1000, mapChanges, quantized: this.current!.quantized };
   }
 
   /** The layer maps in use now (null sides when not matched). */

@@ -17,6 +17,11 @@ export interface AdamWOpOptions {
   maxGradNorm?: number;
   /** Multiplies the gradients first (1/micro-batches when they were accumulated). */
   gradScale?: number;
+  /**
+   * Gradient accumulation: the step scalar 'apply' (default 1) gates the update; runs with
+   * apply 0 leave parameters and moments alone while the gradients accumulate.
+   */
+  accumulation?: boolean;
 }
 
 /**
@@ -30,6 +35,7 @@ export function adamw(g: Graph, grads: ReadonlyMap<GraphTensor, GraphTensor>, op
   if (!grads.size) throw new ShapeError('adamw: no parameter gradients given');
   g.scalar('lr', opts.lr);
   g.scalar('step', 1);
+  if (opts.accumulation) g.scalar('apply', 1);
   const previous = g.phase;
   g.phase = 'update';
   try {
@@ -58,7 +64,7 @@ export function adamw(g: Graph, grads: ReadonlyMap<GraphTensor, GraphTensor>, op
       label: 'AdamW',
       reads: [...gradTensors, ...(clipNorm ? [clipNorm] : [])],
       writes: entries.flatMap((e) => [e.param, e.expAvg, e.expAvgSq]),
-      scalars: ['lr', 'step'],
+      scalars: ['lr', 'step', ...(opts.accumulation ? ['apply'] : [])],
       record: (rec, b) => {
         const params: AdamWParam[] = entries.map((e) => ({
           param: b.tensor(e.param),
@@ -77,6 +83,7 @@ export function adamw(g: Graph, grads: ReadonlyMap<GraphTensor, GraphTensor>, op
           gradScale: opts.gradScale,
           clip: clipNorm && opts.maxGradNorm !== undefined ? { sumSquares: b.tensor(clipNorm), maxNorm: opts.maxGradNorm } : undefined,
           label: 'AdamW',
+          idle: opts.accumulation ? b.scalar('apply') === 0 : false,
         });
       },
     });

@@ -37,6 +37,11 @@ export interface AdamWOptions {
   /** Largest byte size one binding may have; the device limit by default (smaller for tests). */
   maxBindingBytes?: number;
   label?: string;
+  /**
+   * Record the dispatches but update nothing (every invocation exits): a step of gradient
+   * accumulation between updates, in a Program recorded once.
+   */
+  idle?: boolean;
 }
 
 /**
@@ -111,7 +116,7 @@ export function adamwStep(rec: Recorder, params: readonly AdamWParam[], opts: Ad
           // Without clipping the norm binding is never read; the (read-only) gradient stands in.
           tensors: { param: view(p.param), grad, exp_avg: view(p.expAvg), exp_avg_sq: view(p.expAvgSq), grad_sumsq: clip?.sumSquares ?? grad },
           uniforms: {
-            n: count,
+            n: opts.idle ? 0 : count,
             groups_x: groupsX,
             norm_index: clip?.index ?? 0,
             one_minus_beta1: 1 - beta1,

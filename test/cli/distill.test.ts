@@ -89,12 +89,12 @@ describe('dqw distill', () => {
 });
 
 describe('dqw train', () => {
-  it('overfits a clip: cross-entropy falls below a third of its start in 30 steps; a row with a missing clip is skipped and reported by line', async () => {
+  it('overfits a clip (batch 1, 2 micro-batches per update): cross-entropy falls below a third of its start in 30 steps; a row with a missing clip is skipped and reported by line', async () => {
     const out = join(dir, 'train');
     const stderr = Object.assign(new PassThrough(), { isTTY: false });
     const chunks: Buffer[] = [];
     stderr.on('data', (c: Buffer) => chunks.push(c));
-    await trainCommand(['--model', join(dir, 'student.json'), '--data', join(dir, 'bad.jsonl'), '--out', out, '--steps', '30', '--batch', '2', '--lr', '1e-2', '--warmup', '3', '--decay', 'constant', '--checkpoint-every', '30'], { stdout: new PassThrough().resume(), stderr });
+    await trainCommand(['--model', join(dir, 'student.json'), '--data', join(dir, 'bad.jsonl'), '--out', out, '--steps', '30', '--batch', '1', '--accumulate', '2', '--lr', '1e-2', '--warmup', '3', '--decay', 'constant', '--checkpoint-every', '30'], { stdout: new PassThrough().resume(), stderr });
     const records = trainRecords(out);
     const first = records[0]!.loss.ce;
     const last = records.at(-1)!.loss.ce;
