@@ -74,6 +74,9 @@ ${common}  --alpha <x> --beta <x> --gamma <x>
   --quant-warmup <n>      float steps before fake-quant switches on (default 0)
   --quant-activations     also fake-quantize the inputs of the quantized Linears per token to
                           8 bits, as the int8 kernels run them
+  --learnable-scales      learn the quantized Linears' per-channel weight scales (LSQ), from
+                          max|W_c| / qmax at the fake-quant switch; saved in training.safetensors
+  --freeze-scales-after <n>  keep the learned scales fixed after step n
   --frozen-encoder        keep the teacher's encoder (student cross-attends to its output)
 `;
 
@@ -122,6 +125,7 @@ function parseRunArgs(argv: string[], distill: boolean): RunArgs {
       hidden: { type: 'string' }, 'hidden-layer-norm': { type: 'boolean', default: false },
       matching: { type: 'string' }, window: { type: 'string' }, 'match-every': { type: 'string' },
       quant: { type: 'string', default: 'none' }, 'quant-plan': { type: 'string' }, 'quant-warmup': { type: 'string', default: '0' }, 'quant-activations': { type: 'boolean', default: false },
+      'learnable-scales': { type: 'boolean', default: false }, 'freeze-scales-after': { type: 'string' },
       'frozen-encoder': { type: 'boolean', default: false },
     },
   });
@@ -151,6 +155,8 @@ function parseRunArgs(argv: string[], distill: boolean): RunArgs {
   if (!['none', 'int8', 'int4'].includes(values.quant)) throw fail(`--quant must be none, int8 or int4, got "${values.quant}"`);
   if (values['quant-plan'] && values.quant !== 'none') throw fail('give --quant or --quant-plan, not both');
   if (values['quant-activations'] && values.quant === 'none' && !values['quant-plan']) throw fail('--quant-activations needs --quant or --quant-plan');
+  if (values['learnable-scales'] && values.quant === 'none' && !values['quant-plan']) throw fail('--learnable-scales needs --quant or --quant-plan');
+  if (values['freeze-scales-after'] !== undefined && !values['learnable-scales']) throw fail('--freeze-scales-after needs --learnable-scales');
   const steps = num('steps', values.steps, true, 1)!;
   const maxGradNorm = num('max-grad-norm', values['max-grad-norm'], false, 0)!;
   return {
@@ -185,6 +191,8 @@ function parseRunArgs(argv: string[], distill: boolean): RunArgs {
       seed: num('seed', values.seed, true, 0)!,
       frozenEncoder: values['frozen-encoder'],
       quantWarmupSteps: num('quant-warmup', values['quant-warmup'], true, 0),
+      learnableScales: values['learnable-scales'] || undefined,
+      lsqFreezeSteps: num('freeze-scales-after', values['freeze-scales-after'], true, 0),
       loss: {
         alpha: num('alpha', values.alpha, false, 0),
         beta: num('beta', values.beta, false, 0),

@@ -13,6 +13,7 @@ import { Graph, type GraphTensor } from '../graph/graph.js';
 import { crossEntropyLoss, klDivergenceLoss, mseLossOp } from '../graph/losses.js';
 import { gatherLayersOp, layerDistances, matchLayersOp } from '../graph/matching.js';
 import { layerNorm, linear, stack } from '../graph/ops.js';
+import { rowScales } from '../kernels/matmul.js';
 import { adamw, type AdamWOpOptions } from '../graph/optim.js';
 import { FROZEN_ENCODER_POSITIONS, buildWhisper, type WhisperGraph, type WhisperShape, type WhisperWeights } from '../model/whisper.js';
 import { Rng } from '../util/random.js';
@@ -66,6 +67,15 @@ export interface DistillationStepOptions extends DistillationLossOptions, Omit<A
    * `activations` also fake-quantizes the layer's input per token to 8 bits, as int8 inference does.
    */
   quantize?: (weightName: string) => { bits?: number; activations?: boolean } | null;
+  /**
+   * Learnable per-output-channel scales (method.md: LSQ, frozen after a number of steps) for
+   * the Linear weights `quantize` selects, but the tied token embedding, which keeps max
+   * scaling; named {@link scaleName} (`<module>.weight_scale`, as the int8 export's) and trained
+   * by AdamW without weight decay. `initial`: values (a resumed run) or GPU tensors to share
+   * (an evaluation step reads the training step's); the others start at max|W_c| / qmax of the
+   * student's weights as they are at compile time. `frozen`: applied, never updated.
+   */
+  learnableScales?: { initial?: ReadonlyMap<string, Float32Array | Tensor>; frozen?: boolean };
   /**
    * The student keeps the teacher's encoder: it cross-attends to the teacher's encoder output, and
    * no student encoder is run or trained (its config must equal the teacher's encoder).
@@ -122,6 +132,11 @@ export interface LayerMaps {
   kept: boolean;
 }
 
+/** Name of the learnable fake-quant scales of weight `<module>.weight`: `<module>.weight_scale`. */
+export function scaleName(weightName: string): string {
+  return `${weightName}_scale`;
+}
+
 /** Names of the hidden-state projections, one per student layer (1-based, as the layer map). */
 export function projectionName(side: 'encoder' | 'decoder', studentLayer: number): string {
   return `distill.${side}_proj.${studentLayer}.weight`;
@@ -153,7 +168,9 @@ export class DistillationStep {
     readonly grads: ReadonlyMap<GraphTensor, GraphTensor>,
     /** The learned projections, by {@link projectionName}. */
     readonly projections: ReadonlyMap<string, Tensor>,
-    /** The projections this step uploaded (freed by destroy; shared ones are not). */
+    /** The learnable fake-quant scales, by {@link scaleName} (empty without `learnableScales`). */
+    readonly scales: ReadonlyMap<string, Tensor>,
+    /** The projections and scales this step uploaded (freed by destroy; shared ones are not). */
     private readonly owned: readonly Tensor[],
     private readonly gpu: Gpu,
   ) {}
@@ -224,18 +241,24 @@ export class DistillationStep {
     return out;
   }
 
-  /** Optimizer moments and projections, for a checkpoint. */
+  /** Optimizer moments, projections and learnable scales, for a checkpoint. */
   async trainingTensors(): Promise<Map<string, Float32Array>> {
     const out = new Map<string, Float32Array>();
     for (const [name, t] of this.optimizerState()) out.set(name, await this.compiled.read(t));
-    for (const [name, t] of this.projections) out.set(name, await this.gpu.readF32(t));
+    for (const [name, t] of [...this.projections, ...this.scales]) out.set(name, await this.gpu.readF32(t));
     return out;
   }
 
-  /** Restore what {@link trainingTensors} read (a resumed run); every tensor must be present. */
+  /**
+   * Restore what {@link trainingTensors} read (a resumed run); every moment and projection must
+   * be present. Scales that are absent keep their values (a checkpoint from before fake-quant).
+   */
   restoreTrainingTensors(tensors: ReadonlyMap<string, Float32Array>, source = 'checkpoint'): void {
+    // Scales new to this step (the fake-quant switch) start with zero moments.
+    const newScales = [...this.scales.keys()].filter((name) => !tensors.has(name));
     for (const [name, t] of this.optimizerState()) {
       const v = tensors.get(name);
+      if (!v && newScales.some((s) => name.startsWith(`${s}.exp_avg`))) continue;
       if (!v) throw new ShapeError(`${source}: optimizer state "${name}" is missing`);
       if (v.length !== t.numel) throw new ShapeError(`${source}: optimizer state "${name}" has ${v.length} values, expected ${t.numel}`);
       this.compiled.write(t, v);
@@ -244,6 +267,12 @@ export class DistillationStep {
       const v = tensors.get(name);
       if (!v) throw new ShapeError(`${source}: projection "${name}" is missing`);
       if (v.length !== t.shape[0]! * t.shape[1]!) throw new ShapeError(`${source}: projection "${name}" has ${v.length} values, expected ${t.shape.join('x')}`);
+      this.gpu.write(t, v);
+    }
+    for (const [name, t] of this.scales) {
+      const v = tensors.get(name);
+      if (!v) continue;
+      if (v.length !== t.shape[0]) throw new ShapeError(`${source}: scales "${name}" have ${v.length} values, expected ${t.shape[0]}`);
       this.gpu.write(t, v);
     }
   }
@@ -295,9 +324,32 @@ export async function compileDistillationStep(gpu: Gpu, opts: DistillationStepOp
   const userTrainable = opts.trainable ?? (() => true);
   const trainable = (name: string) => name !== FROZEN_ENCODER_POSITIONS && !(frozenEncoder && name.startsWith('model.encoder.')) && userTrainable(name);
   const train = opts.train ?? true;
+  const owned: Tensor[] = [];
+  const scales = new Map<string, Tensor>();
+  const initScales: { weight: Tensor; scale: Tensor; bits?: number }[] = [];
+  const learnable = opts.learnableScales;
+  const weightScale = (weightName: string): GraphTensor => {
+    const name = scaleName(weightName);
+    const weight = opts.student.get(weightName);
+    const rows = weight.shape[0]!;
+    const given = learnable!.initial?.get(name);
+    let scale: Tensor;
+    if (given && !(given instanceof Float32Array)) {
+      if (given.shape.length !== 1 || given.shape[0] !== rows) throw new ShapeError(`distillation: scales "${name}" are [${given.shape.join(', ')}], expected [${rows}]`);
+      scale = given;
+    } else {
+      if (given && given.length !== rows) throw new ShapeError(`distillation: scales "${name}" have ${given.length} values, expected ${rows}`);
+      scale = gpu.upload(given ?? new Float32Array(rows), [rows], 'f32', name);
+      owned.push(scale);
+      if (!given) initScales.push({ weight, scale, bits: opts.quantize?.(weightName)?.bits });
+    }
+    scales.set(name, scale);
+    return g.external(scale, { trainable: train && !learnable!.frozen });
+  };
   const student = buildWhisper(g, opts.student, opts.shape, {
     trainable: train ? trainable : false,
     quantize: opts.quantize,
+    weightScale: learnable ? weightScale : undefined,
     label: 'student',
     inputs: teacher?.inputs,
     encoder: frozenEncoder && teacher ? { out: teacher.encoderOut, hidden: teacher.encoderHidden } : undefined,
@@ -313,7 +365,6 @@ export async function compileDistillationStep(gpu: Gpu, opts: DistillationStepOp
 
   // Hidden-state matching, encoder and decoder separately.
   const projections = new Map<string, Tensor>();
-  const owned: Tensor[] = [];
   const matched: MatchedSide[] = [];
   const hiddenStates = opts.hiddenStates ?? d.hiddenStates;
   const sides = !teacher ? [] : (['encoder', 'decoder'] as const).filter((s) => hiddenStates.includes(s) && !(s === 'encoder' && frozenEncoder));
@@ -360,9 +411,11 @@ export async function compileDistillationStep(gpu: Gpu, opts: DistillationStepOp
   if (train) {
     const accumulation = microBatches > 1;
     grads = backward(g, roots, { accumulate: accumulation });
-    const noDecay = (p: GraphTensor) => p.label.endsWith('.bias') || /layer_norm\.weight$/.test(p.label);
+    const noDecay = (p: GraphTensor) => p.label.endsWith('.bias') || p.label.endsWith('.weight_scale') || /layer_norm\.weight$/.test(p.label);
     gradNormSquared = adamw(g, grads, { ...opts, noDecay, accumulation, gradScale: (opts.gradScale ?? 1) / microBatches }).gradNormSquared;
   }
+  // LSQ's initialisation: the max scaling the fixed-scale fake-quant uses (kernels/matmul rowScales).
+  if (initScales.length) await gpu.run((rec) => initScales.forEach((s) => rowScales(rec, s.weight, s.scale, { bits: s.bits, label: s.scale.label })));
   const compiled = await compileGraph(gpu, g, opts.compile);
-  return new DistillationStep(compiled, student, teacher, labels, { ce, kl, matched }, { alpha, beta, gamma }, gradNormSquared, grads, projections, owned, gpu);
+  return new DistillationStep(compiled, student, teacher, labels, { ce, kl, matched }, { alpha, beta, gamma }, gradNormSquared, grads, projections, scales, owned, gpu);
 }

@@ -36,6 +36,13 @@ export interface TrainerOptions {
   quantize?: (weightName: string) => { bits?: number; activations?: boolean } | null;
   /** Float steps before fake-quant switches on (default 0). */
   quantWarmupSteps?: number;
+  /**
+   * Learnable per-channel weight scales (LSQ) from the fake-quant switch on, initialised to
+   * max|W_c| / qmax of the weights then (DistillationStepOptions.learnableScales).
+   */
+  learnableScales?: boolean;
+  /** Steps of the run after which the learnable scales freeze: steps > this keep them fixed (default never). */
+  lsqFreezeSteps?: number;
   /** The student keeps the teacher's encoder (see DistillationStepOptions.frozenEncoder). */
   frozenEncoder?: boolean;
   /** Seed of data order and projection initialisation. */
@@ -112,7 +119,7 @@ export async function meanLosses(step: DistillationStep, preparer: BatchPreparer
 
 /** A training run in progress. */
 export class Trainer {
-  private current: { step: DistillationStep; quantized: boolean } | null = null;
+  private current: { step: DistillationStep; quantized: boolean; scalesFrozen: boolean } | null = null;
   private evalStep: DistillationStep | null = null;
   private readonly cache = new Map<string, PreparedExample>();
   private cacheUsed = 0;
@@ -138,6 +145,9 @@ export class Trainer {
     if (!Number.isSafeInteger(options.steps) || options.steps < 1) throw new ConfigError(`training: steps must be a positive integer, got ${options.steps}`);
     if (!Number.isSafeInteger(options.batchSize) || options.batchSize < 1) throw new ConfigError(`training: batch size must be a positive integer, got ${options.batchSize}`);
     if (!examples.length) throw new ConfigError('training: no usable training examples');
+    const freeze = options.lsqFreezeSteps;
+    if (freeze !== undefined && (!Number.isSafeInteger(freeze) || freeze < 0)) throw new ConfigError(`training: lsqFreezeSteps must be an integer >= 0, got ${freeze}`);
+    if (freeze !== undefined && !options.learnableScales) throw new ConfigError('training: lsqFreezeSteps needs learnableScales');
     const batcherOptions: BatcherOptions = { seed: options.seed, maxExamples: options.batchSize, poolBatches: options.poolBatches };
     this.batcher = resume ? Batcher.fromState(examples, batcherOptions, resume.state.batcher) : new Batcher(examples, batcherOptions);
     this.step = resume?.state.step ?? 0;
@@ -153,10 +163,19 @@ export class Trainer {
     return !!this.options.quantize && step > (this.options.quantWarmupSteps ?? 0);
   }
 
-  /** The compiled step for `step`, compiled (or recompiled at the fake-quant switch) on demand, moments carried over. */
+  /** Whether step `step` (1-based) keeps the learnable scales fixed. */
+  scalesFrozenAt(step: number): boolean {
+    return step > (this.options.lsqFreezeSteps ?? Infinity);
+  }
+
+  /**
+   * The compiled step for `step`, compiled (or recompiled at the fake-quant switch and when the
+   * learnable scales freeze) on demand, moments, projections and scales carried over.
+   */
   private async stepFor(step: number): Promise<DistillationStep> {
     const quantized = this.quantizedAt(step);
-    if (this.current?.quantized === quantized) return this.current.step;
+    const scalesFrozen = this.scalesFrozenAt(step);
+    if (this.current?.quantized === quantized && this.current.scalesFrozen === scalesFrozen) return this.current.step;
     const carried = this.current ? await this.current.step.trainingTensors() : this.pendingTensors;
     this.current?.step.destroy();
     this.current = null;
@@ -175,6 +194,7 @@ export class Trainer {
       beta2: o.beta2,
       eps: o.eps,
       quantize: quantized ? o.quantize : undefined,
+      learnableScales: quantized && o.learnableScales ? { initial: carried ?? undefined, frozen: scalesFrozen } : undefined,
       frozenEncoder: o.frozenEncoder,
       projections: carried ?? undefined,
       seed: o.seed,
@@ -182,7 +202,7 @@ export class Trainer {
     });
     if (carried) compiled.restoreTrainingTensors(carried, 'resumed training state');
     this.pendingTensors = null;
-    this.current = { step: compiled, quantized };
+    this.current = { step: compiled, quantized, scalesFrozen };
     return compiled;
   }
 
@@ -277,6 +297,7 @@ export class Trainer {
         shape: { batch: o.batchSize, tokens: this.preparer.tokens, padded: true },
         lr: 0,
         quantize: this.current!.quantized ? o.quantize : undefined,
+        learnableScales: this.current!.quantized && o.learnableScales ? { initial: train.scales, frozen: true } : undefined,
         frozenEncoder: o.frozenEncoder,
         projections: train.projections as ReadonlyMap<string, Tensor>,
         train: false,
@@ -291,7 +312,7 @@ export class Trainer {
     return meanLosses(this.evalStep, this.preparer, batches, this.options.batchSize);
   }
 
-  /** Everything a checkpoint needs for an exact resume: JSON state, and optimizer moments + projections. */
+  /** Everything a checkpoint needs for an exact resume: JSON state, and optimizer moments, projections and learnable scales. */
   async checkpointState(): Promise<{ state: TrainerState; tensors: Map<string, Float32Array> }> {
     const tensors = this.current ? await this.current.step.trainingTensors() : new Map(this.pendingTensors ?? []);
     return {

@@ -9,9 +9,9 @@ import { conv1d as conv1dKernel, conv1dBackward, conv1dOutLength } from '../kern
 import { embedding as embeddingKernel, embeddingBackward } from '../kernels/embedding.js';
 import { layerNorm as layerNormKernel, layerNormBackward, layerNormWorkspaceShape } from '../kernels/layernorm.js';
 import { int8Embedding as int8EmbeddingKernel, int8Matmul, packedWords, quantizeRows, type Int8Matrix } from '../kernels/int8.js';
-import { biasGrad, fakeQuantGrad, matmul, rowScales, type FakeQuant } from '../kernels/matmul.js';
+import { biasGrad, fakeQuantGrad, matmul, quantMax, rowScales, type FakeQuant } from '../kernels/matmul.js';
 import { colSum } from '../kernels/reduce.js';
-import type { Graph, GraphTensor } from './graph.js';
+import type { GradContext, Graph, GraphTensor } from './graph.js';
 
 /** The same GPU storage seen with another shape (same element count). */
 export function reshape(t: Tensor, shape: readonly number[]): Tensor {
@@ -87,6 +87,9 @@ export interface LinearOptions {
   /**
    * Fake-quantize the weight per output channel with these scales (f32 [out]) as it is loaded;
    * the weight gradient then passes the straight-through estimator (see `fakeQuantScales`).
+   * Scales that require a gradient (learnable, a trainable parameter) get LSQ's (Esser et al.
+   * 2020), scaled by g = 1 / sqrt(in * qmax), the paper's gradient scale with the per-channel
+   * weight count `in` (see kernels/matmul `fakeQuantGrad`).
    */
   quant?: { scale: GraphTensor; bits?: number };
   /**
@@ -105,13 +108,13 @@ export function linear(g: Graph, x: GraphTensor, w: GraphTensor, bias: GraphTens
   const [outF, inF] = w.shape as [number, number];
   if (bias) expectGraphShape(bias, [outF], `linear (${label})`);
   const rows = x.numel / inF;
-  const needsGrad = x.requiresGrad || w.requiresGrad || !!bias?.requiresGrad;
+  const needsGrad = x.requiresGrad || w.requiresGrad || !!bias?.requiresGrad || !!opts.quant?.scale.requiresGrad;
   if (opts.gelu && needsGrad) return gelu(g, linear(g, x, w, bias, { ...opts, gelu: false, label: `${label} pre-GELU` }), { label });
   const quant = opts.quant;
   if (quant) expectGraphShape(quant.scale, [outF], `linear (${label}) weight scales`);
   const quantInput = opts.quantInput;
   if (quantInput) expectGraphShape(quantInput.scale, [rows], `linear (${label}) input scales`);
-  const y = g.temp([...x.shape.slice(0, -1), outF], label, [x, w, bias]);
+  const y = g.temp([...x.shape.slice(0, -1), outF], label, [x, w, bias, quant?.scale]);
   const fakeQuant = (q: { scale: GraphTensor; bits?: number } | undefined, b: { tensor(t: GraphTensor): Tensor }): FakeQuant | undefined =>
     q ? { scale: b.tensor(q.scale), bits: q.bits } : undefined;
   const fq = (b: { tensor(t: GraphTensor): Tensor }) => fakeQuant(quant, b);
@@ -155,12 +158,14 @@ export function linear(g: Graph, x: GraphTensor, w: GraphTensor, bias: GraphTens
         });
       if (!quant) {
         ctx.into([w], ([dw], accumulate) => dwNode(dw!, accumulate));
-      } else if (ctx.needs(w)) {
-        // The straight-through mask must see only this use's contribution: `overwrite` gives a
-        // scratch tensor (added to the gradient after the mask) when the weight's gradient
-        // already holds another use's (a tied embedding) or earlier micro-batches'.
+      } else if (ctx.needs(w) || ctx.needs(quant.scale)) {
+        // The straight-through mask (and LSQ) must see only this use's contribution: `overwrite`
+        // gives a scratch tensor (added to the gradient after the mask) when the weight's
+        // gradient already holds another use's (a tied embedding) or earlier micro-batches'.
         ctx.overwrite([w], ([dw]) => {
           dwNode(dw!, false);
+          // LSQ reads dL/dŴ before the mask zeroes the clipped entries it needs.
+          if (ctx.needs(quant.scale)) lsqScaleGrad(g, ctx, w, quant.scale, dw!, quant.bits, label);
           fakeQuantMask(g, w, quant.scale, dw!, quant.bits, label);
         });
       }
@@ -233,6 +238,23 @@ export function int8Linear(g: Graph, x: GraphTensor, w: QuantizedGraphWeight, bi
     record: (rec, b) => int8Matmul(rec, int8Matrix(xq, b), int8Matrix(w, b), b.tensor(y), { bias: bias ? b.tensor(bias) : undefined, gelu: opts.gelu, label }),
   });
   return y;
+}
+
+/**
+ * LSQ gradient of learnable per-channel scales from dL/dŴ (one use's contribution, before the
+ * STE mask), added into the scales' gradient; g = 1 / sqrt(in * qmax) (see `LinearOptions.quant`).
+ */
+function lsqScaleGrad(g: Graph, ctx: GradContext, w: GraphTensor, scale: GraphTensor, dw: GraphTensor, bits: number | undefined, label: string): void {
+  const lsqFactor = 1 / Math.sqrt(last(w) * quantMax(bits));
+  ctx.into([scale], ([ds], accumulate) =>
+    g.add({
+      name: 'linear.lsq',
+      label,
+      reads: [w, scale, dw],
+      writes: [ds!],
+      record: (rec, b) => fakeQuantGrad(rec, b.tensor(w), b.tensor(scale), b.tensor(dw), { bits, gradScale: b.tensor(ds!), lsqFactor, accumulateScale: accumulate, label: `${label} scales` }),
+    }),
+  );
 }
 
 /** Straight-through estimator mask on one contribution to a weight gradient, in place (see kernels/matmul fakeQuantGrad). */

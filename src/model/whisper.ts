@@ -18,6 +18,8 @@ import { checkWhisperWeights } from './init.js';
 
 /** The encoder's sinusoidal positions: a fixed table, never trained (as in Whisper and transformers). */
 export const FROZEN_ENCODER_POSITIONS = 'model.encoder.embed_positions.weight';
+/** The tied token embedding (also the logits' projection). */
+export const TOKEN_EMBEDDING = 'model.decoder.embed_tokens.weight';
 
 /**
  * Whisper's parameters as GPU tensors, keyed by Hugging Face name: all f32 (`upload`), or with
@@ -145,6 +147,13 @@ export interface WhisperGraphOptions {
    */
   quantize?: (weightName: string) => { bits?: number; activations?: boolean } | null;
   /**
+   * Fixed or learnable fake-quant scales (f32 [out], on this graph) of a Linear weight that
+   * `quantize` selects, instead of per-step max|W_c| / qmax; null keeps those. A trainable
+   * tensor gets LSQ's gradient (graph/ops `linear`). Not asked for the tied token embedding,
+   * whose lookup has no LSQ gradient: it keeps max scaling.
+   */
+  weightScale?: (weightName: string) => GraphTensor | null;
+  /**
    * Take these encoder outputs instead of building an encoder: a student that keeps its
    * teacher's (frozen) encoder cross-attends to the teacher's output.
    */
@@ -180,7 +189,7 @@ export interface WhisperGraph {
 }
 
 /** Options of the Whisper building blocks (see WhisperGraphOptions). */
-export type WhisperBlockOptions = Pick<WhisperGraphOptions, 'trainable' | 'quantize' | 'label'>;
+export type WhisperBlockOptions = Pick<WhisperGraphOptions, 'trainable' | 'quantize' | 'weightScale' | 'label'>;
 
 /**
  * How a decoder block attends, given its projections (token-major [batch, tokens, d]): the
@@ -255,16 +264,17 @@ export class WhisperBlocks {
   }
 
   /**
-   * The fake quantization of float weight `name` when `quantize` selects it: per-row scales
-   * from this step's weight (per output channel; per token for the embedding), one tensor per
-   * weight however many ops use it.
+   * The fake quantization of float weight `name` when `quantize` selects it: the `weightScale`
+   * given for it, else per-row scales from this step's weight (per output channel; per token
+   * for the embedding), one tensor per weight however many ops use it.
    */
   private weightQuant(name: string): { scale: GraphTensor; bits?: number } | undefined {
     const q = this.opts.quantize?.(name);
     if (!q) return undefined;
     let scale = this.weightScales.get(name);
     if (!scale) {
-      scale = fakeQuantScales(this.g, this.param(name), q.bits);
+      const given = name === TOKEN_EMBEDDING ? null : this.opts.weightScale?.(name);
+      scale = given ?? fakeQuantScales(this.g, this.param(name), q.bits);
       this.weightScales.set(name, scale);
     }
     return { scale, bits: q.bits };
@@ -358,7 +368,7 @@ export class WhisperBlocks {
    * quantized, fake-quantized per token (with the logits' scales) when `quantize` selects it.
    */
   embedTokens(ids: GraphTensor): GraphTensor {
-    const name = 'model.decoder.embed_tokens.weight';
+    const name = TOKEN_EMBEDDING;
     const label = `${this.prefix}token embedding`;
     const int8 = this.quantizedParam(name);
     return int8 ? int8Embedding(this.g, ids, int8, { label }) : embedding(this.g, ids, this.param(name), { quant: this.weightQuant(name), label });

@@ -27,6 +27,8 @@ export interface DistillRefOptions {
   projections?: { encoder?: readonly Float32Array[]; decoder?: readonly Float32Array[] };
   quantize?: (weightName: string) => number | null;
   quantizeInputs?: (weightName: string) => boolean;
+  /** Learnable scales of quantized student weights, by weight name (see WhisperTfOptions.weightScale); their gradients come back in scaleGrads. */
+  scales?: ReadonlyMap<string, Float32Array>;
   /** Student cross-attends to the teacher's encoder output (student encoder unused). */
   frozenEncoder?: boolean;
 }
@@ -41,6 +43,8 @@ export interface DistillRefResult {
   grads: Map<string, Float32Array>;
   /** d total / d projection, per side and student layer. */
   projectionGrads: { encoder: Float32Array[]; decoder: Float32Array[] };
+  /** d total / d learnable scales (LSQ, without its gradient scale), by weight name. */
+  scaleGrads: Map<string, Float32Array>;
   /** Per example: teacher and student hidden states [layer][rows * d] (layers 1..L), for distances. */
   hidden: { teacherEncoder: Float32Array[]; studentEncoder: Float32Array[]; teacherDecoder: Float32Array[]; studentDecoder: Float32Array[] }[];
 }
@@ -64,8 +68,9 @@ export async function distillLossGradTf(
   const encProj = o.projections?.encoder ?? [];
   const decProj = o.projections?.decoder ?? [];
   const parts = (o.encoderMap ? 1 : 0) + (o.decoderMap ? 1 : 0);
+  const scaleNames = [...(o.scales?.keys() ?? [])];
   const out: DistillRefResult = {
-    total: NaN, ce: NaN, kl: NaN, hsEncoder: 0, hsDecoder: 0, grads: new Map(), projectionGrads: { encoder: [], decoder: [] }, hidden: [],
+    total: NaN, ce: NaN, kl: NaN, hsEncoder: 0, hsDecoder: 0, grads: new Map(), projectionGrads: { encoder: [], decoder: [] }, scaleGrads: new Map(), hidden: [],
   };
   tf.tidy(() => {
     const teacherParams = new Map(tSpecs.map((s) => [s.name, tf.tensor(Float32Array.from(teacherWeights.get(s.name)!), [...s.shape])]));
@@ -74,11 +79,16 @@ export async function distillLossGradTf(
       ...sSpecs.map((s) => tf.tensor(Float32Array.from(studentWeights.get(s.name)!), [...s.shape])),
       ...encProj.map((p) => tf.tensor2d(p, [dT, dS])),
       ...decProj.map((p) => tf.tensor2d(p, [dT, dS])),
+      ...scaleNames.map((n) => tf.tensor1d(o.scales!.get(n)!)),
     ];
     const lossOf = (...vs: TF.Tensor[]): TF.Scalar => {
       const param = (name: string) => vs[sSpecs.findIndex((s) => s.name === name)]!;
       const eP = vs.slice(sSpecs.length, sSpecs.length + encProj.length);
-      const dP = vs.slice(sSpecs.length + encProj.length);
+      const dP = vs.slice(sSpecs.length + encProj.length, sSpecs.length + encProj.length + decProj.length);
+      const scaleOf = (name: string) => {
+        const i = scaleNames.indexOf(name);
+        return i < 0 ? null : vs[sSpecs.length + encProj.length + decProj.length + i]!;
+      };
       const project = (h: TF.Tensor2D, p: TF.Tensor | undefined) => (p ? tf.matMul(h, p, false, true) : h);
       let ce: TF.Tensor = tf.scalar(0);
       let kl: TF.Tensor = tf.scalar(0);
@@ -90,6 +100,7 @@ export async function distillLossGradTf(
         const s = whisperForwardTf(tf, studentConfig, param, e.mel, e.tokens, {
           quantize: o.quantize,
           quantizeInputs: o.quantizeInputs,
+          weightScale: scaleOf,
           encoder: o.frozenEncoder ? { out: t.encoderHidden[t.encoderHidden.length - 1]!, hidden: t.encoderHidden } : undefined,
         });
         const rowMask = tf.tensor2d(kept[b]!.map((k) => (k ? 1 : 0)), [e.tokens.length, 1]);
@@ -135,7 +146,8 @@ export async function distillLossGradTf(
     const g = result.grads.map((t) => (t.dataSync() as Float32Array).slice());
     sSpecs.forEach((s, i) => out.grads.set(s.name, g[i]!));
     out.projectionGrads.encoder = g.slice(sSpecs.length, sSpecs.length + encProj.length);
-    out.projectionGrads.decoder = g.slice(sSpecs.length + encProj.length);
+    out.projectionGrads.decoder = g.slice(sSpecs.length + encProj.length, sSpecs.length + encProj.length + decProj.length);
+    scaleNames.forEach((n, i) => out.scaleGrads.set(n, g[sSpecs.length + encProj.length + decProj.length + i]!));
   });
   return out;
 }

@@ -183,6 +183,14 @@ export interface WhisperTfOptions {
    * projection use that quantized table, as int8 inference does.
    */
   quantize?: (weightName: string) => number | null;
+  /**
+   * Learnable scales (f32 [out], a variable of the gradient or a constant) of these quantized
+   * weights instead of max|row| / qmax, by LSQ (Esser et al. 2020): forward clamp(round(w / s),
+   * ±qmax) * s; the weight's gradient dy where |round(w / s)| <= qmax, else 0; the scale's
+   * sum over the row of dy * (round(v) - v inside, clamped round(v) outside), v = w / s, without
+   * LSQ's gradient scale g (the GPU's includes it).
+   */
+  weightScale?: (weightName: string) => TF.Tensor | null;
   /** Fake-quantize these layers' inputs per row (token) to 8 bits, with the straight-through estimator. */
   quantizeInputs?: (weightName: string) => boolean;
   /** Encoder output and hidden states to use instead of running the encoder (a frozen, shared encoder). */
@@ -217,9 +225,27 @@ export function whisperForwardTf(
       const scale = tf.div(tf.max(tf.abs(w), 1, true), qmax);
       return { value: tf.mul(tf.clipByValue(tf.round(tf.div(w, scale)), -qmax, qmax), scale), gradFunc: (dy: TF.Tensor) => dy };
     });
+  const lsqFakeQuant = (qmax: number) =>
+    tf.customGrad((...inputs: (TF.Tensor | TF.GradSaveFunc)[]) => {
+      const [w, s, save] = inputs as [TF.Tensor, TF.Tensor, TF.GradSaveFunc];
+      save([w, s]);
+      const q = (wt: TF.Tensor, st: TF.Tensor) => tf.clipByValue(tf.round(tf.div(wt, tf.reshape(st, [-1, 1]))), -qmax, qmax);
+      return {
+        value: tf.mul(q(w, s), tf.reshape(s, [-1, 1])),
+        gradFunc: (dy: TF.Tensor, saved: TF.Tensor[]) => {
+          const [ws, ss] = saved as [TF.Tensor, TF.Tensor];
+          const v = tf.div(ws, tf.reshape(ss, [-1, 1]));
+          const inside = tf.lessEqual(tf.abs(tf.round(v)), qmax);
+          const dScale = tf.where(inside, tf.sub(tf.round(v), v), q(ws, ss));
+          return [tf.mul(dy, tf.cast(inside, 'float32')), tf.sum(tf.mul(dy, dScale), 1)];
+        },
+      };
+    });
   const weight = (name: string) => {
     const bits = opts.quantize?.(name);
-    return bits ? fakeQuant(2 ** (bits - 1) - 1)(p(name)) : p(name);
+    if (!bits) return p(name);
+    const scale = opts.weightScale?.(name);
+    return scale ? lsqFakeQuant(2 ** (bits - 1) - 1)(p(name), scale) : fakeQuant(2 ** (bits - 1) - 1)(p(name));
   };
   const gelu = (x: TF.Tensor) => tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.div(x, Math.SQRT2)), 1));
   const dense = (x: TF.Tensor, name: string, bias = true) => {
