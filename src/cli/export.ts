@@ -1,7 +1,8 @@
 // `dqw export`: write a checkpoint as a Hugging Face folder (float, or dq-whisper-int8 with int8
 // or int4 weights) or a whisper.cpp ggml file (f32, f16 or q8_0), and print its size against the
 // teacher's float32 bytes, the way the paper's table reports models.
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DqwError } from '../errors.js';
 import { ggmlVocabFromTiktoken, type GgmlFileType } from '../io/ggml.js';
@@ -11,11 +12,15 @@ import type { WhisperConfig } from '../model/config.js';
 import { quantizeCheckpoint } from '../quant/hf-int8.js';
 import { formatSizeTable, sizeTable, type SizedModel } from '../quant/size.js';
 import { fullQuantizationPlan, type QuantizationPlan } from '../quant/weights.js';
+import { loadTrainingCheckpoint, type LoadedTrainingCheckpoint } from '../io/training-checkpoint.js';
+import { trainingFileNames } from '../io/training-checkpoint-format.js';
 import { loadCheckpoint, loadMelFilters, tokenizerRanksPath, type CommandIo } from './checkpoint.js';
 
 export const exportUsage = `usage: dqw export --model <dir|file> --format hf|ggml --output <path> [options]
 
-  --model <dir|file>   checkpoint to export: Hugging Face folder or whisper.cpp ggml file
+  --model <dir|file>   checkpoint to export: Hugging Face folder or whisper.cpp ggml file; a
+                       training checkpoint's learned scales (dqw distill --learnable-scales)
+                       are used by --quant int8 / int4
   --format <fmt>       hf (a folder: config.json + model.safetensors) or ggml (one whisper.cpp file)
   --quant <q>          hf: none (default), int8 or int4 (every Linear layer and the token
                        embedding, per-channel scales; layout in README); ggml: none or q8_0
@@ -68,6 +73,34 @@ function planOf(config: WhisperConfig, quant: Quant): QuantizationPlan | undefin
   return undefined;
 }
 
+/** The training checkpoint folder at `path` (one that holds training.json), or null. */
+async function trainingCheckpointAt(path: string): Promise<LoadedTrainingCheckpoint | null> {
+  const manifest = await stat(join(path, trainingFileNames.manifest)).catch(() => null);
+  return manifest?.isFile() ? loadTrainingCheckpoint(path) : null;
+}
+
+/**
+ * `plan` with the scales a training checkpoint learned (`<module>.weight_scale` in
+ * training.safetensors) for the modules it quantizes; throws when the plan quantizes a module
+ * to other bits than its scales were learned for (they would be off by 127 / 7).
+ */
+function withLearnedScales(plan: QuantizationPlan, training: LoadedTrainingCheckpoint): QuantizationPlan {
+  const bitsOf = ((training.state as { trainer?: { scaleBits?: Record<string, number> } } | null)?.trainer?.scaleBits) ?? {};
+  const scales = new Map<string, Float32Array>();
+  for (const [name, values] of training.tensors) {
+    if (!name.endsWith('.weight_scale')) continue;
+    const module = name.slice(0, -'.weight_scale'.length);
+    if (!plan.modules.includes(module)) continue;
+    const learned = bitsOf[name];
+    const planned = plan.moduleBits?.get(module) ?? plan.bits ?? 8;
+    if (learned !== planned) {
+      throw new DqwError(`${training.path}: scales "${name}" were learned for ${learned ?? 'unrecorded'}-bit weights, but the export quantizes "${module}" to ${planned} bits${learned ? `; export with --quant int${learned}` : ''}`);
+    }
+    scales.set(module, values);
+  }
+  return scales.size ? { ...plan, scales } : plan;
+}
+
 /**
  * Run `dqw export` with `argv` (the arguments after the command name): load, convert, write,
  * then print the size table (teacher first) on stdout. Throws DqwError for bad arguments.
@@ -75,10 +108,13 @@ function planOf(config: WhisperConfig, quant: Quant): QuantizationPlan | undefin
 export async function exportCommand(argv: string[], io: CommandIo = { stdout: process.stdout, stderr: process.stderr }): Promise<void> {
   const args = parseExportArgs(argv);
   const teacherConfig = args.teacher ? (await loadCheckpoint(args.teacher, io.stderr, '--teacher')).config : undefined;
-  const model = await loadCheckpoint(args.model, io.stderr);
+  const training = await trainingCheckpointAt(args.model);
+  const model = training?.model ?? (await loadCheckpoint(args.model, io.stderr));
   for (const warning of model.warnings) io.stderr.write(`warning: ${warning}\n`);
   const floatDtype: WritableDtype = args.dtype === 'f16' ? 'F16' : 'F32';
-  const plan = planOf(model.config, args.quant);
+  const fixedPlan = planOf(model.config, args.quant);
+  const plan = fixedPlan && training && args.format === 'hf' ? withLearnedScales(fixedPlan, training) : fixedPlan;
+  if (plan?.scales) io.stderr.write(`using the learned scales of ${plan.scales.size} modules from ${join(args.model, trainingFileNames.tensors)}\n`);
 
   if (args.format === 'hf') {
     if (plan) await saveHfInt8Checkpoint(args.output, quantizeCheckpoint(model, plan), { dtype: floatDtype });

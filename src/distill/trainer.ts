@@ -76,6 +76,8 @@ export interface TrainerState {
   step: number;
   batcher: BatcherState;
   maps: { encoder: LayerMapTrackerState | null; decoder: LayerMapTrackerState | null };
+  /** Bits each learned scale in the tensors was trained for, by name (`<module>.weight_scale`; `dqw export` checks its plan against them). */
+  scaleBits?: Record<string, number>;
 }
 
 /** Where a run starts from: nothing (a new run) or a checkpoint's state and training tensors. */
@@ -315,8 +317,13 @@ export class Trainer {
   /** Everything a checkpoint needs for an exact resume: JSON state, and optimizer moments, projections and learnable scales. */
   async checkpointState(): Promise<{ state: TrainerState; tensors: Map<string, Float32Array> }> {
     const tensors = this.current ? await this.current.step.trainingTensors() : new Map(this.pendingTensors ?? []);
+    const scales = [...(this.current?.step.scales.keys() ?? [])];
+    const scaleBits = Object.fromEntries(scales.map((name) => [name, this.options.quantize?.(name.slice(0, -'_scale'.length))?.bits ?? 8]));
     return {
-      state: { step: this.step, batcher: this.batcher.state(), maps: { encoder: this.encoderMaps?.state() ?? null, decoder: this.decoderMaps?.state() ?? null } },
+      state: {
+        step: this.step, batcher: this.batcher.state(), maps: { encoder: this.encoderMaps?.state() ?? null, decoder: this.decoderMaps?.state() ?? null },
+        ...(scales.length ? { scaleBits } : {}),
+      },
       tensors,
     };
   }

@@ -1,15 +1,17 @@
 // dqw distill --learnable-scales --freeze-scales-after n on real clips with small random models:
 // the scales appear at the fake-quant switch in the checkpoints' training.safetensors, train until
 // step n and stay fixed afterwards while the weights go on training; a run stopped while the
-// scales train and resumed reaches exactly the losses of an uninterrupted one.
+// scales train and resumed reaches exactly the losses of an uninterrupted one; dqw export of a
+// checkpoint quantizes with the learned scales, and refuses other bits than they were learned for.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { distillCommand } from '../../src/cli/distill.js';
+import { exportCommand } from '../../src/cli/export.js';
 import { listTrainingCheckpoints, loadTrainingCheckpoint } from '../../src/io/training-checkpoint.js';
-import { saveHfCheckpoint } from '../../src/io/node-files.js';
+import { loadHfInt8Checkpoint, saveHfCheckpoint } from '../../src/io/node-files.js';
 import { presetConfig, type WhisperConfig } from '../../src/model/config.js';
 import { initWhisperWeights } from '../../src/model/init.js';
 import { maxAbsDiff } from '../helpers.js';
@@ -65,6 +67,20 @@ describe('dqw distill --learnable-scales', () => {
     expect(maxAbsDiff(w[1]!, w[0]!)).toBeGreaterThan(1e-4);
     // The scales' AdamW moments are checkpointed while they train.
     expect(checkpoints[2]!.tensors.has(`${scale}.exp_avg`)).toBe(true);
+
+    // dqw export of step 3 at the trained bits writes the learned scales; int4 is refused.
+    const exported = join(dir, 'int8');
+    await exportCommand(['--model', checkpoints[2]!.path, '--format', 'hf', '--quant', 'int8', '--output', exported], quiet());
+    const int8 = await loadHfInt8Checkpoint(exported);
+    expect(int8.quantized.get('model.decoder.layers.0.fc1')!.scales).toEqual(scales[1]);
+    // ... which are not the max scaling an export without them would use.
+    const w3 = checkpoints[2]!.model.weights.get(weight)!;
+    const cols = studentConfig.d_model;
+    const maxScaled = Float32Array.from(scales[1]!, (_, r) => Math.max(...Array.from(w3.subarray(r * cols, (r + 1) * cols), Math.abs)) / 127);
+    expect(maxAbsDiff(scales[1]!, maxScaled)).toBeGreaterThan(1e-5);
+    await expect(exportCommand(['--model', checkpoints[2]!.path, '--format', 'hf', '--quant', 'int4', '--output', join(dir, 'int4')], quiet())).rejects.toThrow(
+      /weight_scale" were learned for 8-bit weights, but the export quantizes "model\.[a-z0-9._]+" to 4 bits; export with --quant int8/,
+    );
 
     const split = join(dir, 'split');
     await distillCommand([...args(split), '--stop-at', '2'], quiet());
