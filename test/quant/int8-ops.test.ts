@@ -3,7 +3,7 @@ import { ShapeError } from '../../src/errors.js';
 import type { Gpu } from '../../src/gpu/gpu.js';
 import { compileGraph } from '../../src/graph/compile.js';
 import { Graph } from '../../src/graph/graph.js';
-import { fakeQuantScales, int8Embedding, int8Linear, linear, type QuantizedGraphWeight } from '../../src/graph/ops.js';
+import { int8Embedding, int8Linear, linear, type QuantizedGraphWeight } from '../../src/graph/ops.js';
 import { packedWords } from '../../src/kernels/int8.js';
 import { dequantizeWeight, packForInt8Kernels, quantizeWeight } from '../../src/quant/weights.js';
 import { expectClose, randomArray, useGpu } from '../helpers.js';
@@ -112,9 +112,10 @@ describe('int8 graph ops', () => {
     const x = g.input([4, 12], 'f32', 'x12');
     expect(() => int8Linear(g, x, weight, null, { label: 'fc2' })).toThrow(/int8Linear \(fc2\): weight .* must hold \[out, 12\]/);
     const x10 = g.input([4, 10], 'f32', 'x10');
-    // The float simulation of int8 activations (linear's quantInput) is forward only too.
+    // The float simulation of int8 activations (linear's quantInput, trainable since activation
+    // QAT) needs one scale per input row.
     const w = g.external({ shape: [6, 10], dtype: 'f32', label: 'w' });
-    expect(() => linear(g, trainable, w, null, { quantInput: { scale: fakeQuantScales(g, trainable) }, label: 'fq' })).toThrow(/linear \(fq\): input fake quantization is forward only/);
+    expect(() => linear(g, x10, w, null, { quantInput: { scale: g.input([3], 'f32', 'scales') }, label: 'fq' })).toThrow(/linear \(fq\) input scales/);
     expect(() => int8Linear(g, x10, weight, g.input([5], 'f32', 'b'), { label: 'fc3' })).toThrow(/int8Linear \(fc3\).*\[6\]/);
   });
 });
