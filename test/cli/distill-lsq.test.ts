@@ -3,42 +3,25 @@
 // step n and stay fixed afterwards while the weights go on training; a run stopped while the
 // scales train and resumed reaches exactly the losses of an uninterrupted one; dqw export of a
 // checkpoint quantizes with the learned scales, and refuses other bits than they were learned for.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { distillCommand } from '../../src/cli/distill.js';
 import { exportCommand } from '../../src/cli/export.js';
 import { listTrainingCheckpoints, loadTrainingCheckpoint } from '../../src/io/training-checkpoint.js';
-import { loadHfInt8Checkpoint, saveHfCheckpoint } from '../../src/io/node-files.js';
-import { presetConfig, type WhisperConfig } from '../../src/model/config.js';
-import { initWhisperWeights } from '../../src/model/init.js';
+import { loadHfInt8Checkpoint } from '../../src/io/node-files.js';
+import type { WhisperConfig } from '../../src/model/config.js';
 import { maxAbsDiff } from '../helpers.js';
-import { SPEECH_SAMPLES } from '../audio/clips.js';
-
-// As test/cli/distill.test.ts: a 3 s window and narrow layers keep a step near a second on lavapipe.
-const teacherConfig: WhisperConfig = {
-  ...presetConfig('tiny'),
-  d_model: 32, encoder_layers: 2, decoder_layers: 2, encoder_attention_heads: 2, decoder_attention_heads: 2,
-  encoder_ffn_dim: 64, decoder_ffn_dim: 64, max_source_positions: 150, max_target_positions: 32,
-};
-const studentConfig: WhisperConfig = { ...teacherConfig, d_model: 16, encoder_layers: 1, decoder_layers: 1, encoder_ffn_dim: 32, decoder_ffn_dim: 32 };
+import { quiet, trainRecords, writeDistillFixture } from './distill-fixture.js';
 
 let dir = '';
+let studentConfig: WhisperConfig;
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'dqw-distill-lsq-'));
-  await saveHfCheckpoint(join(dir, 'teacher'), { config: teacherConfig, weights: initWhisperWeights(teacherConfig, 1, { std: 0.1 }) });
-  writeFileSync(join(dir, 'student.json'), JSON.stringify({ ...studentConfig, model_type: 'whisper' }));
-  const clips = ['leopard/test.wav', 'leopard/test_de.wav'];
-  const texts = ['Mr. Quilter is the apostle', 'Der hinter diesem Portal'];
-  writeFileSync(join(dir, 'train.jsonl'), clips.map((c, i) => JSON.stringify({ audio: join(SPEECH_SAMPLES, c), text: texts[i], language: ['en', 'de'][i] })).join('\n'));
+  ({ dir, studentConfig } = await writeDistillFixture('dqw-distill-lsq-', { teacherLayers: 2, studentLayers: 1, clips: 2 }));
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const quiet = () => ({ stdout: new PassThrough().resume(), stderr: Object.assign(new PassThrough().resume(), { isTTY: false }) });
-const losses = (run: string) =>
-  readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; loss: unknown }).filter((r) => r.type === 'train').map((r) => r.loss);
+const losses = (run: string) => trainRecords(run).map((r) => r.loss);
 
 describe('dqw distill --learnable-scales', () => {
   // Step 1 float, steps 2-3 fake-quant with trained scales, steps 4-5 with the scales frozen.

@@ -2,51 +2,22 @@
 // resumed reaches exactly the losses of an uninterrupted run (weights, AdamW moments, projections,
 // data position and layer maps restored, across the float→fake-quant switch); cross-entropy
 // training overfits two clips; a checkpoint is a Hugging Face folder; bad arguments are refused.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { distillCommand, trainCommand } from '../../src/cli/distill.js';
 import { DqwError } from '../../src/errors.js';
-import { loadHfCheckpoint, saveHfCheckpoint } from '../../src/io/node-files.js';
+import { loadHfCheckpoint } from '../../src/io/node-files.js';
 import { listTrainingCheckpoints } from '../../src/io/training-checkpoint.js';
-import { presetConfig, type WhisperConfig } from '../../src/model/config.js';
-import { initWhisperWeights } from '../../src/model/init.js';
-import { SPEECH_SAMPLES } from '../audio/clips.js';
-
-// Real tokenizer and mel filters: vocabulary 51865, 80 mel bands; a 3 s audio window (150
-// positions) and narrow layers keep a step near a second on lavapipe.
-const teacherConfig: WhisperConfig = {
-  ...presetConfig('tiny'),
-  d_model: 32, encoder_layers: 3, decoder_layers: 3, encoder_attention_heads: 2, decoder_attention_heads: 2,
-  encoder_ffn_dim: 64, decoder_ffn_dim: 64, max_source_positions: 150, max_target_positions: 32,
-};
-const studentConfig: WhisperConfig = { ...teacherConfig, d_model: 16, encoder_layers: 2, decoder_layers: 2, encoder_ffn_dim: 32, decoder_ffn_dim: 32 };
+import { fixtureClips, quiet, trainRecords, writeDistillFixture } from './distill-fixture.js';
 
 let dir = '';
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'dqw-distill-'));
-  await saveHfCheckpoint(join(dir, 'teacher'), { config: teacherConfig, weights: initWhisperWeights(teacherConfig, 1, { std: 0.1 }) });
-  writeFileSync(join(dir, 'student.json'), JSON.stringify({ ...studentConfig, model_type: 'whisper' }));
-  const clips = ['leopard/test.wav', 'leopard/test_de.wav', 'leopard/test_es.wav'];
-  const texts = ['Mr. Quilter is the apostle', 'Der hinter diesem Portal', 'Las arenas son blanquecinas'];
-  const languages = ['en', 'de', 'es'];
-  writeFileSync(join(dir, 'train.jsonl'), clips.map((c, i) => JSON.stringify({ audio: join(SPEECH_SAMPLES, c), text: texts[i], language: languages[i] })).join('\n'));
-  writeFileSync(join(dir, 'bad.jsonl'), `${JSON.stringify({ audio: join(SPEECH_SAMPLES, clips[0]!), text: texts[0], language: 'en' })}\n{"audio": "missing.wav", "text": "x", "language": "en"}\n`);
+  dir = (await writeDistillFixture('dqw-distill-', { teacherLayers: 3, studentLayers: 2, clips: 3 })).dir;
+  writeFileSync(join(dir, 'bad.jsonl'), `${JSON.stringify(fixtureClips[0])}\n{"audio": "missing.wav", "text": "x", "language": "en"}\n`);
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-const quiet = () => ({ stdout: new PassThrough().resume(), stderr: Object.assign(new PassThrough().resume(), { isTTY: false }) });
-
-interface TrainRecord {
-  type: string;
-  step: number;
-  loss: { total: number; ce: number; kl: number; hs: number };
-  quantized?: boolean;
-}
-const trainRecords = (run: string): TrainRecord[] =>
-  readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as TrainRecord).filter((r) => r.type === 'train');
 
 describe('dqw distill', () => {
   const args = (out: string) => [

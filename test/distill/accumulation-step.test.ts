@@ -3,23 +3,17 @@
 // the batch mean), fake-quant and the fused losses included; parameters stay put until applied.
 import { describe, expect, it } from 'vitest';
 import { compileDistillationStep } from '../../src/distill/step.js';
-import { presetConfig, type WhisperConfig } from '../../src/model/config.js';
+import { tinyPair, tinyVocabConfig } from './tiny-pair.js';
 import { initWhisperWeights } from '../../src/model/init.js';
 import { WhisperWeights } from '../../src/model/whisper.js';
 import { expectClose, maxAbsDiff, randomArray, useGpu } from '../helpers.js';
 
 const gpu = useGpu();
-const base: WhisperConfig = {
-  ...presetConfig('tiny'),
-  vocab_size: 120, num_mel_bins: 10, max_source_positions: 10, max_target_positions: 12,
-  decoder_start_token_id: 119, eos_token_id: 117, pad_token_id: 117, bos_token_id: 117,
-};
-const teacherCfg: WhisperConfig = { ...base, d_model: 32, encoder_layers: 3, decoder_layers: 3, encoder_attention_heads: 2, decoder_attention_heads: 2, encoder_ffn_dim: 64, decoder_ffn_dim: 48 };
-const studentCfg: WhisperConfig = { ...base, d_model: 16, encoder_layers: 2, decoder_layers: 2, encoder_attention_heads: 2, decoder_attention_heads: 2, encoder_ffn_dim: 32, decoder_ffn_dim: 24 };
+const { teacher: teacherCfg, student: studentCfg } = tinyPair(3, 2);
 const teacherWeights = initWhisperWeights(teacherCfg, 41, { std: 0.2, randomizeAll: true });
 const studentWeights = initWhisperWeights(studentCfg, 42, { std: 0.2, randomizeAll: true });
 const T = 6;
-const melSize = base.num_mel_bins * 2 * base.max_source_positions;
+const melSize = tinyVocabConfig.num_mel_bins * 2 * tinyVocabConfig.max_source_positions;
 const mel = randomArray(2 * melSize, 43);
 const tokens = [119, 4, 42, 7, 88, 3, 119, 11, 23, 99, 5, 60];
 const labels = [4, 42, 7, 88, 3, 60, 11, 23, 99, 5, 60, 117];

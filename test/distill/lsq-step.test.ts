@@ -4,7 +4,8 @@
 // frozen scales that are applied but never move.
 import { describe, expect, it } from 'vitest';
 import { compileDistillationStep, projectionName, scaleName, type DistillationStepOptions } from '../../src/distill/step.js';
-import { presetConfig, whisperParameters, type WhisperConfig } from '../../src/model/config.js';
+import { whisperParameters, type WhisperConfig } from '../../src/model/config.js';
+import { tinyPair, tinyVocabConfig } from './tiny-pair.js';
 import { initWhisperWeights } from '../../src/model/init.js';
 import { FROZEN_ENCODER_POSITIONS, WhisperWeights } from '../../src/model/whisper.js';
 import { maxAbsDiff, useGpu } from '../helpers.js';
@@ -14,16 +15,10 @@ import { B, expectScaled, labels, lengths, paddedBatchMel, T, tokens } from '../
 const gpu = useGpu();
 
 // The tiny teacher (2+2 layers, width 32) and student (1+1 layers, width 16) on a vocabulary of 120.
-const base: WhisperConfig = {
-  ...presetConfig('tiny'),
-  vocab_size: 120, num_mel_bins: 10, max_source_positions: 10, max_target_positions: 12,
-  decoder_start_token_id: 119, eos_token_id: 117, pad_token_id: 117, bos_token_id: 117,
-};
-const teacherCfg: WhisperConfig = { ...base, d_model: 32, encoder_layers: 2, decoder_layers: 2, encoder_attention_heads: 2, decoder_attention_heads: 2, encoder_ffn_dim: 48, decoder_ffn_dim: 48 };
-const studentCfg: WhisperConfig = { ...base, d_model: 16, encoder_layers: 1, decoder_layers: 1, encoder_attention_heads: 2, decoder_attention_heads: 2, encoder_ffn_dim: 32, decoder_ffn_dim: 24 };
+const { teacher: teacherCfg, student: studentCfg } = tinyPair(2, 1, 48);
 const teacherWeights = initWhisperWeights(teacherCfg, 41, { std: 0.2, randomizeAll: true });
 const studentWeights = initWhisperWeights(studentCfg, 42, { std: 0.2, randomizeAll: true });
-const { mel, melOf } = paddedBatchMel(base, 43);
+const { mel, melOf } = paddedBatchMel(tinyVocabConfig, 43);
 const examples = [0, 1].map((b) => ({ mel: melOf(b), tokens: tokens.slice(b * T, (b + 1) * T), labels: labels.slice(b * T, (b + 1) * T) }));
 const batch = { mel, tokens: Int32Array.from(tokens), labels: Int32Array.from(labels), tokenLengths: Uint32Array.from(lengths) };
 

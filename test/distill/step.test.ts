@@ -3,7 +3,8 @@ import { ConfigError } from '../../src/errors.js';
 import { matchLayers } from '../../src/distill/matching.js';
 import { initStudentFromTeacher } from '../../src/distill/student-init.js';
 import { compileDistillationStep, projectionName, type DistillationStepOptions } from '../../src/distill/step.js';
-import { presetConfig, whisperParameters, type WhisperConfig } from '../../src/model/config.js';
+import { whisperParameters, type WhisperConfig } from '../../src/model/config.js';
+import { tinyPair, tinyVocabConfig } from './tiny-pair.js';
 import { initWhisperWeights } from '../../src/model/init.js';
 import { FROZEN_ENCODER_POSITIONS, WhisperWeights } from '../../src/model/whisper.js';
 import { expectClose, maxAbsDiff, useGpu } from '../helpers.js';
@@ -15,17 +16,11 @@ const gpu = useGpu();
 // A 3+3-layer teacher of width 32 and a 2+2-layer student of width 16: every path of the step
 // (projections, a non-trivial monotonic map, fake-quant at 8 and 4 bits, the tied token
 // embedding fake-quantized in both its lookup and the logits) on a tiny vocabulary.
-const base: WhisperConfig = {
-  ...presetConfig('tiny'),
-  vocab_size: 120, num_mel_bins: 10, max_source_positions: 10, max_target_positions: 12,
-  decoder_start_token_id: 119, eos_token_id: 117, pad_token_id: 117, bos_token_id: 117,
-};
-const teacherCfg: WhisperConfig = { ...base, d_model: 32, encoder_layers: 3, decoder_layers: 3, encoder_attention_heads: 2, decoder_attention_heads: 2, encoder_ffn_dim: 64, decoder_ffn_dim: 48 };
-const studentCfg: WhisperConfig = { ...base, d_model: 16, encoder_layers: 2, decoder_layers: 2, encoder_attention_heads: 2, decoder_attention_heads: 2, encoder_ffn_dim: 32, decoder_ffn_dim: 24 };
+const { teacher: teacherCfg, student: studentCfg } = tinyPair(3, 2);
 const teacherWeights = initWhisperWeights(teacherCfg, 31, { std: 0.2, randomizeAll: true });
 const studentWeights = initWhisperWeights(studentCfg, 32, { std: 0.2, randomizeAll: true });
 
-const { mel, melOf } = paddedBatchMel(base, 33);
+const { mel, melOf } = paddedBatchMel(tinyVocabConfig, 33);
 const examples = [0, 1].map((b) => ({
   mel: melOf(b),
   tokens: tokens.slice(b * T, (b + 1) * T),
