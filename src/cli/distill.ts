@@ -6,7 +6,7 @@
 import { appendFile, mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { BatchPreparer, tokenSequence } from '../distill/batch.js';
+import { BatchPreparer, decoderLength } from '../distill/batch.js';
 import { formatLayerMap, type LayerMatchingStrategy } from '../distill/matching.js';
 import type { LearningRateDecay } from '../distill/schedule.js';
 import { initStudentFromTeacher } from '../distill/student-init.js';
@@ -266,9 +266,9 @@ async function runTraining(argv: string[], distill: boolean, io: CommandIo): Pro
     const fromConfig = await studentConfigOf(args.student);
     if (fromConfig) {
       studentConfig = fromConfig;
-      const widthsAgree = teacherCkpt !== null && args.init !== 'random';
       if (args.init === 'ckpt') throw new DqwError(`--init ckpt needs a checkpoint as --student, got ${args.student}`);
-      if (widthsAgree && (args.init === 'copy-layers' || args.init === undefined)) {
+      // copy-layers by default when there is a teacher; random when asked or when widths differ.
+      if (teacherCkpt && args.init !== 'random') {
         try {
           const seeded = initStudentFromTeacher(teacherCkpt.config, teacherCkpt.weights, studentConfig);
           studentWeights = seeded.weights;
@@ -308,8 +308,7 @@ async function runTraining(argv: string[], distill: boolean, io: CommandIo): Pro
   const teacher = teacherCkpt ? WhisperWeights.upload(gpu, teacherCkpt.config, teacherCkpt.weights, args.teacher) : null;
   teacherCkpt?.weights.clear();
   const student = WhisperWeights.upload(gpu, studentConfig, studentWeights, 'student');
-  const longest = Math.max(...train.examples.map((e) => tokenSequence(tokenizer, e).length - 1));
-  const tokens = Math.min(args.maxTokens ?? longest, studentConfig.max_target_positions);
+  const tokens = decoderLength(tokenizer, studentConfig, train.examples, args.maxTokens);
   const preparer = new BatchPreparer(gpu, studentConfig, tokenizer, melFilters, tokens);
   const trainer = new Trainer(gpu, teacher, student, preparer, train.examples, readAudioFile16k, args.trainer, resume);
   const inference = dev ? new WhisperInference(student) : null;

@@ -5,7 +5,7 @@
 // quant-plan.json for `dqw distill --quant-plan` and `dqw export`.
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { BatchPreparer, tokenSequence, type PreparedExample } from '../distill/batch.js';
+import { BatchPreparer, decoderLength, type PreparedExample } from '../distill/batch.js';
 import { compileDistillationStep } from '../distill/step.js';
 import { meanLosses } from '../distill/trainer.js';
 import { DqwError } from '../errors.js';
@@ -103,8 +103,7 @@ async function plan(argv: string[], io: CommandIo): Promise<void> {
     const gpu = await Gpu.create();
     const teacherWeights = WhisperWeights.upload(gpu, teacher.config, teacher.weights, args.teacher);
     const studentWeights = WhisperWeights.upload(gpu, config, student.weights, args.model);
-    const longest = Math.max(2, ...manifest.examples.slice(0, args.examples).map((e) => tokenSequence(tokenizer, e).length - 1));
-    const preparer = new BatchPreparer(gpu, config, tokenizer, melFilters, Math.min(longest, config.max_target_positions));
+    const preparer = new BatchPreparer(gpu, config, tokenizer, melFilters, decoderLength(tokenizer, config, manifest.examples.slice(0, args.examples)));
     try {
       const prepared: PreparedExample[] = [];
       for (const e of manifest.examples) {

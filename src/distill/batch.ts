@@ -31,6 +31,15 @@ export function tokenSequence(tokenizer: WhisperTokenizer, example: TrainingExam
   return [...tokenizer.sotSequence({ language: m ? example.language : null, task: m ? 'transcribe' : null, timestamps: false }), ...tokenizer.encode(` ${example.text.trim()}`), tokenizer.eot];
 }
 
+/**
+ * The decoder positions a batch needs for `examples`: their longest sequence less one (inputs
+ * drop the last token), or `maxTokens` when given, at most the model's max_target_positions.
+ */
+export function decoderLength(tokenizer: WhisperTokenizer, config: WhisperConfig, examples: readonly TrainingExample[], maxTokens?: number): number {
+  const longest = Math.max(2, ...examples.map((e) => tokenSequence(tokenizer, e).length - 1));
+  return Math.min(maxTokens ?? longest, config.max_target_positions);
+}
+
 /** Turns examples into batches for one model's window, decoder length and tokenizer. */
 export class BatchPreparer {
   private readonly logMel: LogMelSpectrogram;

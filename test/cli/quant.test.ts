@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { quantCommand } from '../../src/cli/quant.js';
-import { BatchPreparer, tokenSequence, type PreparedExample } from '../../src/distill/batch.js';
+import { BatchPreparer, decoderLength, type PreparedExample } from '../../src/distill/batch.js';
 import { compileDistillationStep } from '../../src/distill/step.js';
 import { meanLosses } from '../../src/distill/trainer.js';
 import { readAudioFile16k } from '../../src/io/audio-file.js';
@@ -73,7 +73,7 @@ describe('dqw quant plan', () => {
     const teacher = WhisperWeights.upload(g, teacherConfig, teacherWeights);
     const examples = (await readJsonlManifest(join(dir, 'dev.jsonl'))).examples;
     // The decoder length the command chose: the longest label sequence.
-    const tokens = Math.max(...examples.map((e) => tokenSequence(tokenizer, e).length - 1));
+    const tokens = decoderLength(tokenizer, studentConfig, examples);
     const checked = [plan.modules.find((m) => m.module.endsWith('fc1'))!, plan.modules.find((m) => m.module.endsWith('q_proj'))!];
     for (const m of checked) {
       const weights = new Map(studentWeights);
