@@ -79,10 +79,14 @@ export type RunnableCheckpoint = { kind: 'float'; checkpoint: LoadedCheckpoint }
  */
 export function modelHeader(command: string, path: string, weights: WhisperWeights): string {
   const c = weights.config;
-  const shape = `${c.encoder_layers}+${c.decoder_layers} layers, d_model ${c.d_model}`;
-  if (weights.quantizedBits === null) return `dqw ${command}: ${path}: f32 (${shape})`;
+  return `dqw ${command}: ${path}: ${runtimeOf(weights)} (${c.encoder_layers}+${c.decoder_layers} layers, d_model ${c.d_model})`;
+}
+
+/** How a model runs: f32, or its int8 path (weight bits, modules, the dot-product instruction). */
+export function runtimeOf(weights: WhisperWeights): string {
+  if (weights.quantizedBits === null) return 'f32';
   const dot = int8DotPath(weights.gpu) === 'dot4I8Packed' ? 'dot4I8Packed' : 'core-WGSL fallback, no dot4I8Packed';
-  return `dqw ${command}: ${path}: int8 (${weights.quantizedBits}-bit weights in ${weights.quantizedNames.length} modules, 8-bit activations per token; ${dot}) (${shape})`;
+  return `int8 (${weights.quantizedBits}-bit weights in ${weights.quantizedNames.length} modules, 8-bit activations per token; ${dot})`;
 }
 
 /** Upload a runnable checkpoint: an int8 export as it is (its layers run on the int8 kernels), a float one as f32 (its host copy is then dropped). */

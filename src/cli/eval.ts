@@ -12,7 +12,7 @@ import { readAudioFile16k } from '../io/audio-file.js';
 import { readAudioFolder, readCommonVoice, readJsonlManifest } from '../io/manifest-files.js';
 import { loadSpellingMapping, loadWhisperTokenizer } from '../io/text-assets.js';
 import { WhisperInference } from '../model/inference.js';
-import { loadMelFilters, loadRunnableCheckpoint, progressBar, tokenizerRanksPath, modelHeader, uploadRunnable, type CommandIo } from './checkpoint.js';
+import { loadMelFilters, loadRunnableCheckpoint, progressBar, tokenizerRanksPath, modelHeader, runtimeOf, uploadRunnable, type CommandIo } from './checkpoint.js';
 
 export const evalUsage = `usage: dqw eval --model <dir|file> --data <manifest> [options]
 
@@ -58,6 +58,8 @@ export function formatSkippedRows(skipped: readonly SkippedRow[], heading: strin
 /** A checkpoint on the GPU as an Evaluator; `close()` frees everything. */
 export interface OpenedEvaluator {
   readonly evaluator: Evaluator;
+  /** How the model runs (f32, or the int8 kernels and their weight bits). */
+  readonly runtime: string;
   close(): void;
 }
 
@@ -79,6 +81,7 @@ export async function openEvaluator(path: string, option: string, io: CommandIo)
   const evaluator = new Evaluator(inference, { tokenizer, melFilters, spellingMapping });
   return {
     evaluator,
+    runtime: runtimeOf(weights),
     close() {
       evaluator.destroy();
       inference.destroy();

@@ -10,6 +10,7 @@ import { saveGgmlCheckpoint, saveHfCheckpoint, saveHfInt8Checkpoint } from '../i
 import type { WritableDtype } from '../io/safetensors.js';
 import type { WhisperConfig } from '../model/config.js';
 import { quantizeCheckpoint } from '../quant/hf-int8.js';
+import { parseQuantPlan, quantizationPlanOf } from '../quant/plan.js';
 import { formatSizeTable, sizeTable, type SizedModel } from '../quant/size.js';
 import { fullQuantizationPlan, type QuantizationPlan } from '../quant/weights.js';
 import { loadTrainingCheckpoint, type LoadedTrainingCheckpoint } from '../io/training-checkpoint.js';
@@ -24,6 +25,8 @@ export const exportUsage = `usage: dqw export --model <dir|file> --format hf|ggm
   --format <fmt>       hf (a folder: config.json + model.safetensors) or ggml (one whisper.cpp file)
   --quant <q>          hf: none (default), int8 or int4 (every Linear layer and the token
                        embedding, per-channel scales; layout in README); ggml: none or q8_0
+  --quant-plan <file>  hf: quantize as a quant-plan.json of dqw quant plan says (its layers at
+                       int8 or int4, the rest float), instead of --quant
   --dtype <t>          float tensors: f32 (default) or f16
   --output <path>      folder (hf) or file (ggml) to write; files are replaced atomically
   --teacher <dir|file> model whose float32 bytes the size table compares with (default: --model)
@@ -38,6 +41,7 @@ interface ExportArgs {
   dtype: 'f32' | 'f16';
   output: string;
   teacher?: string;
+  quantPlan?: string;
 }
 
 function parseExportArgs(argv: string[]): ExportArgs {
@@ -51,6 +55,7 @@ function parseExportArgs(argv: string[]): ExportArgs {
       dtype: { type: 'string', default: 'f32' },
       output: { type: 'string' },
       teacher: { type: 'string' },
+      'quant-plan': { type: 'string' },
     },
   });
   const usageError = (msg: string) => new DqwError(`${msg}\n${exportUsage}`);
@@ -63,7 +68,8 @@ function parseExportArgs(argv: string[]): ExportArgs {
     throw usageError(`--quant ${values.quant} is not available with --format ${values.format} (choose ${quants[values.format].join(', ')})`);
   }
   if (values.dtype !== 'f32' && values.dtype !== 'f16') throw usageError(`--dtype must be f32 or f16, got "${values.dtype}"`);
-  return { model: values.model, format: values.format, quant: values.quant as Quant, dtype: values.dtype, output: values.output, teacher: values.teacher };
+  if (values['quant-plan'] !== undefined && (values.format !== 'hf' || values.quant !== 'none')) throw usageError('--quant-plan goes with --format hf and without --quant');
+  return { model: values.model, format: values.format, quant: values.quant as Quant, dtype: values.dtype, output: values.output, teacher: values.teacher, quantPlan: values['quant-plan'] };
 }
 
 /** The quantization plan `quant` asks for (undefined: everything float). */
@@ -112,7 +118,9 @@ export async function exportCommand(argv: string[], io: CommandIo = { stdout: pr
   const model = training?.model ?? (await loadCheckpoint(args.model, io.stderr));
   for (const warning of model.warnings) io.stderr.write(`warning: ${warning}\n`);
   const floatDtype: WritableDtype = args.dtype === 'f16' ? 'F16' : 'F32';
-  const fixedPlan = planOf(model.config, args.quant);
+  const fixedPlan = args.quantPlan
+    ? quantizationPlanOf(parseQuantPlan(await readFile(args.quantPlan, 'utf8'), args.quantPlan), model.config)
+    : planOf(model.config, args.quant);
   const plan = fixedPlan && training && args.format === 'hf' ? withLearnedScales(fixedPlan, training) : fixedPlan;
   if (plan?.scales) io.stderr.write(`using the learned scales of ${plan.scales.size} modules from ${join(args.model, trainingFileNames.tensors)}\n`);
 
@@ -131,6 +139,6 @@ export async function exportCommand(argv: string[], io: CommandIo = { stdout: pr
   const teacher: SizedModel = { label: args.teacher ? `teacher ${args.teacher} (f32)` : `${args.model} (f32)`, config: teacherConfig ?? model.config };
   // ggml q8_0 is sized as per-channel int8 would be: the same bytes per weight to within its
   // per-32-values f16 scales.
-  const exported: SizedModel = { label: `${args.output} (${args.quant === 'none' ? args.dtype : args.quant})`, config: model.config, floatDtype, plan: plan ?? (args.quant === 'q8_0' ? fullQuantizationPlan(model.config, 8) : undefined) };
+  const exported: SizedModel = { label: `${args.output} (${args.quantPlan ? 'quant plan' : args.quant === 'none' ? args.dtype : args.quant})`, config: model.config, floatDtype, plan: plan ?? (args.quant === 'q8_0' ? fullQuantizationPlan(model.config, 8) : undefined) };
   io.stdout.write(formatSizeTable(sizeTable(teacher, [exported])));
 }

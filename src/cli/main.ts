@@ -7,6 +7,7 @@ import { quantCommand } from './quant.js';
 import { evalCommand } from './eval.js';
 import { dataCommand } from './data.js';
 import { exportCommand } from './export.js';
+import { experimentCommand } from './experiment.js';
 import { pseudoLabelCommand } from './pseudo-label.js';
 import { reportCommand } from './report.js';
 import { transcribeCommand } from './transcribe.js';
@@ -29,6 +30,8 @@ commands:
   pseudo-label --teacher <dir|file> --data <manifest> --out <file.jsonl> [--max-wer 0.1]
                     [--language xx] [--limit n]: the teacher's transcripts as a filtered manifest
   report --run <dir> [--out <dir>]: loss, CER and layer-map charts (SVG) and report.html of a training run
+  experiment dq --preset demo|cpu|gpu|<file.json> --out <dir> [--teacher <ckpt>] [--data <dir>]:
+                    the whole study (corpus, teacher, five students, scores, report); resumable
 `;
 
 /** `dqw info`: what the engine obtained from the adapter. */
@@ -64,6 +67,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
   eval: (argv) => evalCommand(argv),
   'pseudo-label': (argv) => pseudoLabelCommand(argv),
   report: (argv) => reportCommand(argv),
+  experiment: (argv) => experimentCommand(argv),
 };
 
 export async function main(argv: string[]): Promise<number> {

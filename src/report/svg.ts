@@ -6,7 +6,7 @@
 // d3-scale-chromatic, which are DOM-free. The SVG elements are written here: the npm charting
 // libraries either need a DOM (Chart.js, Plot, Chartist, frappe-charts) or are a whole grammar
 // runtime (Vega, about 1 MB, compiling expressions with `Function`) for three small charts.
-import { scaleLinear, scaleLog } from 'd3-scale';
+import { scaleBand, scaleLinear, scaleLog } from 'd3-scale';
 import { interpolateViridis, schemeTableau10 } from 'd3-scale-chromatic';
 import type { RunHistory } from './metrics.js';
 
@@ -183,6 +183,66 @@ export function cerChart(history: RunHistory, options: { width?: number; height?
     ...languages.map((code) => ({ name: code, markers: true, points: history.evals.flatMap((r) => point(r.step, r.languages[code]?.cer)) })),
   ];
   return lineChart({ title: 'Dev CER per language', xLabel: 'step', yLabel: 'CER', series, yFormat: '.1%', ...options });
+}
+
+/** Options of {@link barChart}. */
+export interface BarChartOptions {
+  readonly title: string;
+  readonly yLabel: string;
+  /** Categories along x (e.g. languages), in order. */
+  readonly groups: readonly string[];
+  /** One bar per group for each series (e.g. a model); null where it has no value. */
+  readonly series: readonly { readonly name: string; readonly values: readonly (number | null)[]; readonly color?: string }[];
+  /** d3-format specifier of the y tick labels and the value over each bar, e.g. ".0%". */
+  readonly yFormat?: string;
+  readonly width?: number;
+  readonly height?: number;
+}
+
+/**
+ * Grouped bars: for each group along x, one bar per series, with its value written over it when
+ * the bar is wide enough; y starts at 0. A series without any value is still listed in the legend.
+ */
+export function barChart(options: BarChartOptions): string {
+  const { width = 720, height = 360 } = options;
+  const [left, right, top, bottom] = [64, width - legendWidth, 36, height - 44];
+  const series = options.series.map((s, i) => ({ ...s, color: s.color ?? schemeTableau10[i % schemeTableau10.length]! }));
+  const values = series.flatMap((s) => s.values.filter((v): v is number => v !== null && Number.isFinite(v)));
+  const parts = [svgOpen(width, height, options.title)];
+  const x = scaleBand().domain(options.groups).range([left, right]).paddingInner(0.2).paddingOuter(0.1);
+  const inner = scaleBand().domain(series.map((s) => s.name)).range([0, x.bandwidth()]).padding(0.05);
+  const y = scaleLinear().domain([0, Math.max(0, ...values) || 1]).nice().range([bottom, top]);
+  const format = y.tickFormat(5, options.yFormat);
+  parts.push('<g class="grid" stroke="#eee">');
+  for (const t of y.ticks(5)) parts.push(`<line x1="${left}" x2="${right}" y1="${px(y(t))}" y2="${px(y(t))}"/>`);
+  parts.push('</g><g class="plot">');
+  for (const s of series) {
+    parts.push(`<g class="series" data-name="${escapeXml(s.name)}">`);
+    options.groups.forEach((group, i) => {
+      const v = s.values[i];
+      if (v === null || v === undefined || !Number.isFinite(v)) return;
+      const bx = x(group)! + inner(s.name)!;
+      parts.push(`<rect class="bar" data-group="${escapeXml(group)}" data-value="${v}" x="${px(bx)}" y="${px(y(v))}" width="${px(inner.bandwidth())}" height="${px(bottom - y(v))}" fill="${s.color}"/>`);
+      if (inner.bandwidth() >= 22) parts.push(`<text x="${px(bx + inner.bandwidth() / 2)}" y="${px(y(v) - 3)}" text-anchor="middle" font-size="9">${escapeXml(format(v))}</text>`);
+    });
+    parts.push('</g>');
+  }
+  parts.push('</g>');
+  parts.push(`<g class="axis x"><line class="domain" x1="${left}" x2="${right}" y1="${bottom}" y2="${bottom}" stroke="#333"/>`);
+  for (const group of options.groups) parts.push(`<text x="${px(x(group)! + x.bandwidth() / 2)}" y="${bottom + 17}" text-anchor="middle">${escapeXml(group)}</text>`);
+  parts.push('</g>');
+  parts.push(`<g class="axis y"><line class="domain" x1="${left}" x2="${left}" y1="${bottom}" y2="${top}" stroke="#333"/>`);
+  for (const t of y.ticks(5)) {
+    parts.push(`<g class="tick" data-value="${t}"><line x1="${left - 5}" x2="${left}" y1="${px(y(t))}" y2="${px(y(t))}" stroke="#333"/><text x="${left - 8}" y="${px(y(t))}" dy="0.32em" text-anchor="end">${escapeXml(format(t))}</text></g>`);
+  }
+  parts.push(`<text class="label" transform="translate(14 ${(top + bottom) / 2}) rotate(-90)" text-anchor="middle">${escapeXml(options.yLabel)}</text></g>`);
+  parts.push('<g class="legend">');
+  series.forEach((s, i) => {
+    const ly = top + 8 + i * 16;
+    parts.push(`<g class="entry"><rect x="${right + 12}" y="${ly - 5}" width="12" height="10" fill="${s.color}"/><text x="${right + 30}" y="${ly}" dy="0.32em">${escapeXml(s.name)}</text></g>`);
+  });
+  parts.push('</g></svg>');
+  return parts.join('');
 }
 
 /** Options of {@link layerMapHeatmap}. */
