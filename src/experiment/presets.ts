@@ -59,7 +59,10 @@ export interface ExperimentPreset {
   readonly quant: { readonly targetRatio: number; readonly mixedInt4: boolean; readonly examples: number };
   /** Students to train and compare. */
   readonly variants: readonly VariantId[];
-  /** Dev clips transcribed at each evaluation during training; test clips scored at the end (default all). */
+  /**
+   * Dev clips transcribed at each evaluation during training; test clips scored at the end
+   * (default all). The experiment interleaves the manifests by language, so both cover them all.
+   */
   readonly eval: { readonly devLimit: number; readonly testLimit?: number };
   /** Held-out clips whose transcripts the report shows beside their references. */
   readonly samples: number;
@@ -80,7 +83,7 @@ const cpu: ExperimentPreset = {
   students: { steps: 100, batch: 8, lr: 5e-4, evalEvery: 50, quantWarmup: 10 },
   quant: { targetRatio: 5.18, mixedInt4: true, examples: 8 },
   variants: variantIds,
-  eval: { devLimit: 16 },
+  eval: { devLimit: 16, testLimit: 48 },
   samples: 8,
 };
 
@@ -111,7 +114,7 @@ const demo: ExperimentPreset = {
   students: { steps: 20, batch: 4, lr: 5e-4, evalEvery: 1000, quantWarmup: 4 },
   quant: { targetRatio: 5.18, mixedInt4: true, examples: 4 },
   variants: ['kd-dynamic', 'kd-dynamic-ptq', 'dq-int8'],
-  eval: { devLimit: 8, testLimit: 24 },
+  eval: { devLimit: 8, testLimit: 16 },
   samples: 6,
 };
 

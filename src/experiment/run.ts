@@ -31,7 +31,7 @@ const PACKAGE_ROOT = new URL('../../', import.meta.url).pathname;
 /** Options of {@link runExperiment}. */
 export interface ExperimentOptions {
   readonly preset: ExperimentPreset;
-  /** Output folder: data/, teacher/, students/, models/, eval/, the report. */
+  /** Output folder: data/, manifests/, configs/, teacher/, students/, models/, eval/, the report. */
   readonly out: string;
   /** A teacher checkpoint to use instead of training one (or the preset's committed one). */
   readonly teacher?: string;
@@ -103,9 +103,11 @@ const commandLine = (args: readonly string[]) => `dqw ${args.map((a) => (/^[\w@%
 /**
  * Copies each split's manifest keeping the rows that fit the models' audio window (by their
  * `duration`; rows without one are kept): a clip cut to the window would be trained on a
- * transcript it no longer speaks. Returns the new manifests' paths.
+ * transcript it no longer speaks. The rows are interleaved by language (one of each in turn), so
+ * the first n rows — what --eval-limit and the test limit take — cover every language. The
+ * copies go to `outDir` with absolute audio paths, leaving the corpus folder as it was.
  */
-async function manifestsWithin(dataDir: string, seconds: number): Promise<Record<'train' | 'dev' | 'test', { path: string; kept: number; dropped: number }>> {
+async function manifestsWithin(dataDir: string, seconds: number, outDir: string): Promise<Record<'train' | 'dev' | 'test', { path: string; kept: number; dropped: number }>> {
   const result = {} as Record<'train' | 'dev' | 'test', { path: string; kept: number; dropped: number }>;
   for (const split of ['train', 'dev', 'test'] as const) {
     const source = join(dataDir, `${split}.jsonl`);
@@ -113,19 +115,34 @@ async function manifestsWithin(dataDir: string, seconds: number): Promise<Record
       throw new DqwError(`--data ${dataDir}: no ${split}.jsonl (a corpus folder as dqw data synth writes it)`);
     });
     const lines = text.split('\n').filter((l) => l.trim() !== '');
-    const kept = lines.filter((line) => {
-      try {
-        const duration = (JSON.parse(line) as { duration?: unknown }).duration;
-        return typeof duration !== 'number' || duration <= seconds;
-      } catch {
-        return true; // the manifest reader reports the line with its number
-      }
-    });
-    const path = join(dataDir, `${split}-${seconds}s.jsonl`);
-    await writeFileAtomic(path, textFile(`${split}-${seconds}s.jsonl`, kept.map((l) => `${l}\n`).join('')));
-    result[split] = { path, kept: kept.length, dropped: lines.length - kept.length };
+    const byLanguage = new Map<string, string[]>();
+    let kept = 0;
+    for (const line of lines) {
+      const row = manifestRow(line);
+      if (typeof row?.duration === 'number' && row.duration > seconds) continue;
+      const language = typeof row?.language === 'string' ? row.language : '';
+      const copy = row && typeof row.audio === 'string' ? JSON.stringify({ ...row, audio: resolve(dataDir, row.audio) }) : line;
+      byLanguage.set(language, [...(byLanguage.get(language) ?? []), copy]);
+      kept++;
+    }
+    const interleaved: string[] = [];
+    const queues = [...byLanguage.values()];
+    for (let i = 0; interleaved.length < kept; i++) for (const q of queues) if (i < q.length) interleaved.push(q[i]!);
+    const path = join(outDir, `${split}.jsonl`);
+    await writeFileAtomic(path, textFile(`${split}.jsonl`, interleaved.map((l) => `${l}\n`).join('')));
+    result[split] = { path, kept, dropped: lines.length - kept };
   }
   return result;
+}
+
+/** A manifest line's fields, or null where it is not JSON (kept as it is: the manifest reader reports it with its line number). */
+function manifestRow(line: string): { duration?: unknown; language?: unknown; audio?: unknown } | null {
+  try {
+    const row: unknown = JSON.parse(line);
+    return typeof row === 'object' && row !== null ? row : null;
+  } catch {
+    return null;
+  }
 }
 
 /** The arguments every training run of the experiment shares. */
@@ -166,7 +183,7 @@ async function evaluateModel(path: string, examples: Awaited<ReturnType<typeof r
 /** Runs the study of `options.preset` into `options.out`; returns what the report shows. */
 export async function runExperiment(options: ExperimentOptions, io: CommandIo): Promise<ExperimentResults> {
   const { preset, out } = options;
-  for (const dir of ['configs', 'eval']) await mkdir(join(out, dir), { recursive: true });
+  for (const dir of ['configs', 'eval', 'manifests']) await mkdir(join(out, dir), { recursive: true });
   const log = await StageLog.open(out, preset.name, io);
   const started = performance.now();
 
@@ -187,7 +204,7 @@ export async function runExperiment(options: ExperimentOptions, io: CommandIo): 
   if (!teacherPathGiven) teacherConfig = configOfShape(preset.teacher.shape);
   else teacherConfig = (await loadCheckpoint(teacherPathGiven, io.stderr, '--teacher')).config;
   const windowSeconds = teacherConfig.max_source_positions / 50;
-  const manifests = await manifestsWithin(dataDir, windowSeconds);
+  const manifests = await manifestsWithin(dataDir, windowSeconds, join(out, 'manifests'));
   io.stderr.write(`clips within the ${windowSeconds} s window: train ${manifests.train.kept} (${manifests.train.dropped} longer left out), dev ${manifests.dev.kept}, test ${manifests.test.kept}\n`);
   const splits = { train: manifests.train.path, dev: manifests.dev.path };
 

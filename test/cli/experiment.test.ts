@@ -1,7 +1,7 @@
 // dqw experiment dq end to end on real clips with a small random teacher: the students the preset
 // names are trained, quantized by the guided plan and scored; the report holds one row per model
 // and the sizes export counts; a second run skips every finished stage and reports the same.
-import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -99,6 +99,7 @@ describe('dqw experiment dq', () => {
     const svg = readFileSync(join(outDir(), 'cer.svg'), 'utf8');
     for (const m of results.models) expect(svg).toContain(`data-name="${m.id}"`);
     expect(readFileSync(join(outDir(), 'report.html'), 'utf8')).toContain('<svg');
+    expect(readdirSync(data).sort()).toEqual(['dev.jsonl', 'test.jsonl', 'train.jsonl']); // the corpus is left as it was
     expect(first.stdout).toContain('held-out clips, dq-int8');
     expect(first.stdout).toContain(`reference:  ${fixtureClips[0]!.text}`);
   });
