@@ -3,8 +3,16 @@
 # (software Vulkan) from bookworm-backports, since Dawn rejects bookworm's own Mesa 22; Debian's
 # chromium (driven by playwright-core, which never downloads a browser), ffmpeg and sox for the
 # tests; and the npm dependencies. Idempotent: does nothing that is already done.
+# --without-browser leaves chromium out (what `npm run demo` needs is Node's side only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+with_browser=1
+for arg in "$@"; do
+  case "$arg" in
+    --without-browser) with_browser="" ;;
+    *) echo "setup: unknown option $arg (known: --without-browser)" >&2; exit 2 ;;
+  esac
+done
 
 need_apt=()
 mesa_version=$(dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null || true)
@@ -29,7 +37,7 @@ fi
 # tests, whose WebGPU runs on the bundled SwiftShader when there is no GPU (docs/browser.md);
 # ffmpeg and sox, independent decoders the audio tests cross-check ours against.
 need_main=()
-for pkg in chromium ffmpeg sox espeak-ng fortunes fortunes-de fortunes-es fortunes-it fortunes-ru fortunes-pl fortunes-br fortunes-cs fortunes-bg klavaro fillets-ng-data; do
+for pkg in ${with_browser:+chromium} ffmpeg sox espeak-ng fortunes fortunes-de fortunes-es fortunes-it fortunes-ru fortunes-pl fortunes-br fortunes-cs fortunes-bg klavaro fillets-ng-data; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_main+=("$pkg")
 done
 if ((${#need_main[@]})); then

@@ -114,8 +114,8 @@ const demo: ExperimentPreset = {
   students: { steps: 20, batch: 4, lr: 5e-4, evalEvery: 1000, quantWarmup: 4 },
   quant: { targetRatio: 5.18, mixedInt4: true, examples: 4 },
   variants: ['kd-dynamic', 'kd-dynamic-ptq', 'dq-int8'],
-  eval: { devLimit: 8, testLimit: 16 },
-  samples: 6,
+  eval: { devLimit: 8, testLimit: 8 },
+  samples: 8,
 };
 
 /** The built-in presets by name. */
