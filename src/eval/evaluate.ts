@@ -3,7 +3,7 @@
 // normalization, and time decoding for the real-time factor. Browser-safe: audio comes through
 // the caller's reader, so the same code serves `dqw eval`, the training loop's dev evaluations
 // and a web page.
-import { LogMelSpectrogram, N_FRAMES, N_SAMPLES } from '../audio/logmel.js';
+import { HOP_LENGTH, LogMelSpectrogram, N_FRAMES, N_SAMPLES } from '../audio/logmel.js';
 import type { MelFilters } from '../audio/mel-filters.js';
 import { WHISPER_SAMPLE_RATE } from '../audio/resample.js';
 import { loadExampleAudio, type AudioReader } from '../data/audio-loader.js';
@@ -11,6 +11,8 @@ import type { SkippedRow, TrainingExample } from '../data/examples.js';
 import { GpuDecoderBackend } from '../decode/gpu-backend.js';
 import { transcribe, type TranscribeOptions } from '../decode/transcribe.js';
 import type { AdapterDescription } from '../gpu/device.js';
+import { tokenSequence } from '../distill/batch.js';
+import { melFrames } from '../model/config.js';
 import type { WhisperInference } from '../model/inference.js';
 import { scoreCorpus, type ErrorRate, type LanguageScore, type ScoredUtterance } from '../text/metrics.js';
 import { whisperNormalizer } from '../text/normalizers.js';
@@ -82,6 +84,15 @@ export interface EvaluationResult {
   readonly skipped: SkippedRow[];
   /** The GPU the decoding ran on. */
   readonly adapter: Readonly<AdapterDescription>;
+}
+
+/** Teacher-forced cross-entropy of reference transcripts (see {@link Evaluator.referenceLoss}). */
+export interface ReferenceLoss {
+  /** Mean nats per predicted token over every example, and the tokens counted. */
+  readonly overall: { readonly loss: number; readonly tokens: number };
+  /** The same per language, in order of first appearance. */
+  readonly languages: readonly { readonly language: string; readonly loss: number; readonly tokens: number }[];
+  readonly skipped: SkippedRow[];
 }
 
 /** Progress after each example. */
@@ -172,6 +183,62 @@ export class Evaluator {
       options.onProgress?.({ done, total: examples.length, audioSeconds: audioTotal, utterance });
     }
     return { ...this.score(utterances, perLanguageTime), utterances, skipped, adapter: this.backend.inference.gpu.adapter };
+  }
+
+  /**
+   * Teacher-forced cross-entropy of each example's reference transcript given its audio, in nats
+   * per token: the training objective's CE on held-out clips, which ranks models that do not yet
+   * transcribe (where CER saturates at 100%). As in training, the audio fills the model's window
+   * (padded or trimmed) and the decoder reads <|sot|><|lang|><|transcribe|><|notimestamps|>
+   * text; the tokens counted are the text's and <|eot|>, each predicted from those before it.
+   * Sequences longer than the text context are cut to it.
+   */
+  async referenceLoss(examples: readonly TrainingExample[], options: { readonly readAudio: AudioReader }): Promise<ReferenceLoss> {
+    const inference = this.backend.inference;
+    const config = inference.config;
+    const prompt = this.tokenizer.sotSequence({ language: this.tokenizer.multilingual ? 'en' : null, task: this.tokenizer.multilingual ? 'transcribe' : null, timestamps: false }).length;
+    const perLanguage = new Map<string, { nll: number; tokens: number }>();
+    const skipped: SkippedRow[] = [];
+    for (const example of examples) {
+      const loaded = await loadExampleAudio(example, options.readAudio);
+      if (loaded.skipped) {
+        skipped.push(loaded.skipped);
+        continue;
+      }
+      const mel = await this.logMel.compute(loaded.samples, { length: melFrames(config) * HOP_LENGTH, label: example.audio });
+      const sequence = tokenSequence(this.tokenizer, example).slice(0, config.max_target_positions);
+      const audio = await inference.encode(mel);
+      // One session shape (and so one set of programs) for every example: the full text context.
+      const session = await inference.startSession(audio);
+      const sum = perLanguage.get(example.language) ?? { nll: 0, tokens: 0 };
+      try {
+        for (let i = 0; i + 1 < sequence.length; i++) {
+          const logits = await session.step([[sequence[i]!]]);
+          if (i + 1 < prompt) continue;
+          let max = -Infinity;
+          for (const v of logits) if (v > max) max = v;
+          let total = 0;
+          for (const v of logits) total += Math.exp(v - max);
+          sum.nll += max + Math.log(total) - logits[sequence[i + 1]!]!;
+          sum.tokens++;
+        }
+      } finally {
+        session.free();
+        audio.free();
+      }
+      perLanguage.set(example.language, sum);
+    }
+    let nll = 0;
+    let tokens = 0;
+    for (const s of perLanguage.values()) {
+      nll += s.nll;
+      tokens += s.tokens;
+    }
+    return {
+      overall: { loss: tokens ? nll / tokens : NaN, tokens },
+      languages: [...perLanguage].map(([language, s]) => ({ language, loss: s.nll / s.tokens, tokens: s.tokens })),
+      skipped,
+    };
   }
 
   /** Free the log-mel constants (not the model). */

@@ -28,6 +28,8 @@ export interface ModelResult {
   readonly evaluation: {
     readonly adapter: string;
     readonly overall: { readonly cer: number | null; readonly wer: number | null; readonly utterances: number; readonly realTimeFactor: number | null };
+    /** Teacher-forced cross-entropy of the reference transcripts, nats per token (Evaluator.referenceLoss). */
+    readonly referenceLoss: { readonly overall: { readonly loss: number; readonly tokens: number }; readonly languages: readonly { readonly language: string; readonly loss: number; readonly tokens: number }[] };
     readonly languages: readonly { readonly language: string; readonly cer: number; readonly wer: number | null; readonly utterances: number }[];
     readonly utterances: readonly { readonly audio: string; readonly language: string; readonly reference: string; readonly hypothesis: string }[];
     readonly skipped: readonly string[];
@@ -67,18 +69,20 @@ export function targetChecks(r: ExperimentResults): TargetCheck[] {
   const cer = (id: string) => r.models.find((m) => m.id === id)?.evaluation.overall.cer ?? null;
   const known = (...v: (number | null)[]) => v.every((x) => x !== null);
   const [teacher, scratch, fixed, dynamic, ptq, dq] = ['teacher', 'scratch', 'kd-fixed', 'kd-dynamic', 'kd-dynamic-ptq', 'dq-int8'].map(cer) as [number | null, number | null, number | null, number | null, number | null, number | null];
+  const ce = (id: string) => r.models.find((m) => m.id === id)?.evaluation.referenceLoss.overall.loss;
+  const ceOf = (...ids: string[]) => ids.map((id) => ce(id)?.toFixed(3) ?? '—').join(' / ');
   const dqModel = r.models.find((m) => m.id === 'dq-int8');
   return [
     { target: 'teacher CER ≤ 10% on the test split', met: teacher === null ? null : teacher <= 0.1, measured: pct(teacher) },
     {
       target: 'dynamic matching better than fixed-map KD better than from scratch',
       met: known(scratch, fixed, dynamic) ? dynamic! < fixed! && fixed! < scratch! : null,
-      measured: `${pct(dynamic)} / ${pct(fixed)} / ${pct(scratch)}`,
+      measured: `CER ${pct(dynamic)} / ${pct(fixed)} / ${pct(scratch)}; test CE ${ceOf('kd-dynamic', 'kd-fixed', 'scratch')}`,
     },
     {
       target: 'QAD int8 within 1 CER point of the float student, post-training int8 losing more',
       met: known(dynamic, ptq, dq) ? dq! - dynamic! <= 0.01 && ptq! - dynamic! > dq! - dynamic! : null,
-      measured: `float ${pct(dynamic)}, QAD ${pct(dq)}, post-training ${pct(ptq)}`,
+      measured: `CER float ${pct(dynamic)}, QAD ${pct(dq)}, post-training ${pct(ptq)}; test CE ${ceOf('kd-dynamic', 'dq-int8', 'kd-dynamic-ptq')}`,
     },
     {
       target: 'teacher float32 bytes / int8 student bytes ≥ 5.18',
@@ -98,14 +102,14 @@ const languagesOf = (r: ExperimentResults) => [...new Set(r.models.flatMap((m) =
 /** The main table as Markdown: size and CER of every model. */
 export function resultsTable(r: ExperimentResults): string {
   const languages = languagesOf(r);
-  const head = ['model', 'runs as', 'parameters', 'MB', '× smaller', 'CER', ...languages.map((l) => `CER ${l}`), 'RTF'];
+  const head = ['model', 'runs as', 'parameters', 'MB', '× smaller', 'test CE', 'CER', ...languages.map((l) => `CER ${l}`), 'RTF'];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i < 2 ? '---' : '---:')).join('|')}|`];
   for (const m of r.models) {
     const byLanguage = new Map(m.evaluation.languages.map((l) => [l.language, l.cer]));
     const runsAs = m.quantization === 'f32' ? 'f32' : m.quantization.replace(/^int8 \((\d)-bit weights in (\d+) modules.*$/, 'int8 kernels, $2 modules');
     const cells = [
       `${m.id}: ${m.title}`, runsAs, `${(m.size.parameters / 1e6).toFixed(2)} M`, (m.size.bytes / 1e6).toFixed(2), m.size.compression.toFixed(2),
-      pct(m.evaluation.overall.cer), ...languages.map((l) => pct(byLanguage.get(l))), m.evaluation.overall.realTimeFactor?.toFixed(3) ?? '—',
+      m.evaluation.referenceLoss.overall.loss.toFixed(3), pct(m.evaluation.overall.cer), ...languages.map((l) => pct(byLanguage.get(l))), m.evaluation.overall.realTimeFactor?.toFixed(3) ?? '—',
     ];
     lines.push(`| ${cells.join(' | ')} |`);
   }
@@ -129,10 +133,10 @@ export function resultsMarkdown(r: ExperimentResults): string {
   out.push(`- teacher: ${shapeOf(r.teacherConfig)}`);
   out.push(`- students: ${shapeOf(r.studentConfig)}; ${r.preset.students.steps} steps each, batch ${r.preset.students.batch}, peak lr ${r.preset.students.lr}`);
   out.push('', '## Results on the held-out test split', '', resultsTable(r));
-  out.push('CER over non-space characters after Whisper\'s text normalizers; RTF = decoding seconds / audio seconds on the adapter above (greedy, after one warm-up clip). Sizes are the tensor bytes of the checkpoint (int8/int4 weights with one f32 scale per output channel); "× smaller" is against the teacher stored as float32.', '');
+  out.push('Test CE: teacher-forced cross-entropy of the reference transcripts (nats per text token, as the training loss measures it), which ranks models that do not yet transcribe. CER over non-space characters after Whisper\'s text normalizers; RTF = decoding seconds / audio seconds on the adapter above (greedy, after one warm-up clip). Sizes are the tensor bytes of the checkpoint (int8/int4 weights with one f32 scale per output channel); "× smaller" is against the teacher stored as float32.', '');
   out.push('## Targets', '', '| target | met | measured |', '|---|---|---|');
   for (const t of targetChecks(r)) out.push(`| ${t.target} | ${t.met === null ? 'not run' : t.met ? 'yes' : '**no**'} | ${t.measured} |`);
-  out.push('', '## Plots', '', '![CER per language](cer.svg)', '', '![training loss](training-loss.svg)', '');
+  out.push('', '## Plots', '', '![CER per language](cer.svg)', '', '![test cross-entropy per language](test-ce.svg)', '', '![training loss](training-loss.svg)', '');
   if (r.models.some((m) => m.id === 'kd-dynamic')) out.push('![layer map of the kd-dynamic student](layer-map.svg)', '');
   const sampled = r.models.find((m) => m.id === 'dq-int8') ?? r.models.at(-1);
   if (sampled && r.preset.samples > 0) {
@@ -147,19 +151,23 @@ export function resultsMarkdown(r: ExperimentResults): string {
   return out.join('\n');
 }
 
-/** CER per language and overall of every model, as grouped bars. */
-export function cerBarChart(r: ExperimentResults): string {
+/** CER (or the test cross-entropy) per language and overall of every model, as grouped bars. */
+export function scoreBarChart(r: ExperimentResults, score: 'cer' | 'ce'): string {
   const groups = ['overall', ...languagesOf(r)];
+  const value = (m: ModelResult, group: string): number | null => {
+    if (score === 'ce') {
+      const loss = m.evaluation.referenceLoss;
+      return group === 'overall' ? loss.overall.loss : loss.languages.find((l) => l.language === group)?.loss ?? null;
+    }
+    return group === 'overall' ? m.evaluation.overall.cer : m.evaluation.languages.find((l) => l.language === group)?.cer ?? null;
+  };
   return barChart({
-    title: 'Test CER per language',
-    yLabel: 'CER',
-    yFormat: '.0%',
+    title: score === 'cer' ? 'Test CER per language' : 'Test cross-entropy of the reference transcripts per language',
+    yLabel: score === 'cer' ? 'CER' : 'nats per token',
+    yFormat: score === 'cer' ? '.0%' : '.2f',
     groups,
     width: 860,
-    series: r.models.map((m) => ({
-      name: m.id,
-      values: groups.map((g) => (g === 'overall' ? m.evaluation.overall.cer : m.evaluation.languages.find((l) => l.language === g)?.cer ?? null)),
-    })),
+    series: r.models.map((m) => ({ name: m.id, values: groups.map((g) => value(m, g)) })),
   });
 }
 
@@ -205,7 +213,7 @@ ${samples ? `<h2>Transcripts of ${escapeXml(sampled!.id)}</h2><table><tr><th>lan
 export async function writeExperimentReport(out: string, r: ExperimentResults, io: CommandIo): Promise<void> {
   const runs: { name: string; metricsText: string }[] = [];
   for (const m of r.models) if (m.run) runs.push({ name: m.id, metricsText: await readFile(join(m.run, 'metrics.jsonl'), 'utf8') });
-  const charts: [string, string][] = [['cer.svg', cerBarChart(r)], ['training-loss.svg', trainingLossChart(runs)]];
+  const charts: [string, string][] = [['cer.svg', scoreBarChart(r, 'cer')], ['test-ce.svg', scoreBarChart(r, 'ce')], ['training-loss.svg', trainingLossChart(runs)]];
   const dynamic = runs.find((x) => x.name === 'kd-dynamic');
   if (dynamic) charts.push(['layer-map.svg', layerMapChart(runHistory(parseMetricsJsonl(dynamic.metricsText).records))]);
   const markdown = resultsMarkdown(r);

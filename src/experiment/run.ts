@@ -8,7 +8,7 @@ import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { SkippedRow } from '../data/examples.js';
 import { DqwError } from '../errors.js';
-import type { EvaluationResult } from '../eval/evaluate.js';
+import type { EvaluationResult, ReferenceLoss } from '../eval/evaluate.js';
 import { readAudioFile16k } from '../io/audio-file.js';
 import { textFile } from '../io/byte-source.js';
 import { writeFileAtomic } from '../io/node-files.js';
@@ -162,8 +162,12 @@ async function finalCheckpoint(runDir: string): Promise<string> {
   return latest.path;
 }
 
-/** Scores a model on the test examples: one warm-up utterance (compiles the programs), then all of them. */
-async function evaluateModel(path: string, examples: Awaited<ReturnType<typeof readManifestArgument>>['examples'], io: CommandIo): Promise<{ result: EvaluationResult; quantization: string }> {
+/**
+ * Scores a model on the test examples: greedy transcripts (after one warm-up utterance that
+ * compiles the programs, so the real-time factor is the decoding's) and the teacher-forced
+ * cross-entropy of the references.
+ */
+async function evaluateModel(path: string, examples: Awaited<ReturnType<typeof readManifestArgument>>['examples'], io: CommandIo): Promise<{ result: EvaluationResult; loss: ReferenceLoss; quantization: string }> {
   const opened = await openEvaluator(path, '--model', io);
   try {
     await opened.evaluator.evaluate(examples.slice(0, 1), { readAudio: readAudioFile16k });
@@ -174,7 +178,9 @@ async function evaluateModel(path: string, examples: Awaited<ReturnType<typeof r
         if (p.done - done >= 10 || p.done === p.total) io.stderr.write(`   transcribed ${(done = p.done)}/${p.total}\n`);
       },
     });
-    return { result, quantization: opened.runtime };
+    io.stderr.write('   cross-entropy of the reference transcripts\n');
+    const loss = await opened.evaluator.referenceLoss(examples, { readAudio: readAudioFile16k });
+    return { result, loss, quantization: opened.runtime };
   } finally {
     opened.close();
   }
@@ -275,8 +281,8 @@ export async function runExperiment(options: ExperimentOptions, io: CommandIo): 
   for (const model of models) {
     const path = join(evalDir, `${model.id}.json`);
     await log.run(`eval-${model.id}`, `test: ${model.id} on ${testExamples.length} held-out clips`, `dqw eval --model ${model.path} --data ${manifests.test.path}${preset.eval.testLimit ? ` --limit ${preset.eval.testLimit}` : ''}`, async () => {
-      const { result, quantization } = await evaluateModel(model.path, testExamples, io);
-      await writeFileAtomic(path, textFile(`${model.id}.json`, `${JSON.stringify({ quantization, ...evaluationRecord(result) })}\n`));
+      const { result, loss, quantization } = await evaluateModel(model.path, testExamples, io);
+      await writeFileAtomic(path, textFile(`${model.id}.json`, `${JSON.stringify({ quantization, ...evaluationRecord(result, loss) })}\n`));
     });
     const evaluation = JSON.parse(await readFile(path, 'utf8')) as ModelResult['evaluation'] & { quantization: string };
     const config = model.id === 'teacher' ? teacherConfig : studentConfig;
@@ -324,8 +330,9 @@ async function trainingStage(log: StageLog, id: string, title: string, args: str
 }
 
 /** What eval/<model>.json keeps of an evaluation: the scores and every transcript. */
-function evaluationRecord(result: EvaluationResult): Omit<ModelResult['evaluation'], 'quantization'> {
+function evaluationRecord(result: EvaluationResult, loss: ReferenceLoss): ModelResult['evaluation'] {
   return {
+    referenceLoss: { overall: loss.overall, languages: loss.languages },
     adapter: result.adapter.description || result.adapter.device || result.adapter.vendor || 'WebGPU',
     overall: { cer: result.overall.cer?.rate ?? null, wer: result.overall.wer?.rate ?? null, utterances: result.overall.utterances, realTimeFactor: result.overall.realTimeFactor },
     languages: result.languages.map((l) => ({ language: l.language, cer: l.cer.rate, wer: l.wer?.rate ?? null, utterances: l.utterances })),

@@ -91,6 +91,9 @@ describe('dqw experiment dq', () => {
       expect(m.evaluation.utterances.map((u) => u.reference)).toEqual(fixtureClips.slice(0, 2).map((c) => c.text));
       expect(m.evaluation.overall.cer).not.toBeNull();
       expect(m.evaluation.overall.realTimeFactor).toBeGreaterThan(0);
+      // The same reference tokens scored for every model; a random model is near log(vocabulary).
+      expect(m.evaluation.referenceLoss.overall.tokens).toBe(results.models[0]!.evaluation.referenceLoss.overall.tokens);
+      expect(m.evaluation.referenceLoss.overall.loss).toBeGreaterThan(1);
     }
 
     const md = readFileSync(join(outDir(), 'results.md'), 'utf8');

@@ -2,7 +2,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { readMelFilters } from '../../src/audio/mel-filters.js';
-import { N_FRAMES, N_SAMPLES, LogMelSpectrogram } from '../../src/audio/logmel.js';
+import { HOP_LENGTH, N_FRAMES, N_SAMPLES, LogMelSpectrogram } from '../../src/audio/logmel.js';
+import { tokenSequence } from '../../src/distill/batch.js';
+import { whisperForwardRef } from '../ref/whisper.js';
 import type { TrainingExample } from '../../src/data/examples.js';
 import { parseJsonlManifest } from '../../src/data/manifests.js';
 import { GpuDecoderBackend } from '../../src/decode/gpu-backend.js';
@@ -107,6 +109,37 @@ describe('Evaluator', () => {
     } finally {
       logMel.destroy();
     }
+  });
+
+  it('referenceLoss: the mean cross-entropy of each transcript\'s tokens after the prompt, as the float64 forward computes it, per language and overall', async () => {
+    const r = await evaluator.referenceLoss(examples, { readAudio: readAudioFile16k });
+    expect(r.skipped.map((s) => s.line)).toEqual([4, 5]);
+    const hostWeights = initWhisperWeights(config, 3, { std: 0.2, randomizeAll: true });
+    const logMel = new LogMelSpectrogram(gpu(), readMelFilters(readFileSync(`${ASSETS}mel_filters.npz`)).get(80)!);
+    const expected: { language: string; loss: number; tokens: number }[] = [];
+    try {
+      for (const example of examples.slice(0, 3)) {
+        const samples = await readAudioFile16k(example.audio);
+        const mel = await logMel.compute(samples, { length: 2 * config.max_source_positions * HOP_LENGTH });
+        const sequence = tokenSequence(tokenizer, example).slice(0, config.max_target_positions);
+        const { logits } = whisperForwardRef(config, hostWeights, mel, sequence.slice(0, -1));
+        let nll = 0;
+        // <|sot|><|lang|><|transcribe|><|notimestamps|> are given: the first token scored is the text's first.
+        for (let i = 3; i + 1 < sequence.length; i++) {
+          const row = logits.subarray(i * config.vocab_size, (i + 1) * config.vocab_size);
+          const max = Math.max(...row);
+          nll += max + Math.log(row.reduce((a, v) => a + Math.exp(v - max), 0)) - row[sequence[i + 1]!]!;
+        }
+        expected.push({ language: example.language, loss: nll / (sequence.length - 4), tokens: sequence.length - 4 });
+      }
+    } finally {
+      logMel.destroy();
+    }
+    expect(r.languages.map((l) => [l.language, l.tokens])).toEqual(expected.map((e) => [e.language, e.tokens]));
+    r.languages.forEach((l, i) => expect(Math.abs(l.loss - expected[i]!.loss)).toBeLessThan(1e-4 * expected[i]!.loss));
+    const tokens = expected.reduce((a, e) => a + e.tokens, 0);
+    expect(r.overall.tokens).toBe(tokens);
+    expect(r.overall.loss).toBeCloseTo(expected.reduce((a, e) => a + e.loss * e.tokens, 0) / tokens, 4);
   });
 
   it('a second call compiles no program, reports progress per example and gives the same transcripts', async () => {

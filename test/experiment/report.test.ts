@@ -2,7 +2,7 @@
 // table's rows, and the bars drawn.
 import { describe, expect, it } from 'vitest';
 import { experimentPresets, parseExperimentPreset } from '../../src/experiment/presets.js';
-import { cerBarChart, resultsTable, targetChecks, type ExperimentResults, type ModelResult } from '../../src/experiment/report.js';
+import { resultsTable, scoreBarChart, targetChecks, type ExperimentResults, type ModelResult } from '../../src/experiment/report.js';
 import { presetConfig } from '../../src/model/config.js';
 
 const model = (id: ModelResult['id'], cer: number, compression = 1): ModelResult => ({
@@ -10,6 +10,7 @@ const model = (id: ModelResult['id'], cer: number, compression = 1): ModelResult
   size: { label: id, parameters: 1e6, bytes: 4e6 / compression, compression },
   evaluation: {
     adapter: 'test', overall: { cer, wer: null, utterances: 2, realTimeFactor: 0.5 },
+    referenceLoss: { overall: { loss: 10 * cer, tokens: 30 }, languages: [{ language: 'en', loss: 10 * cer, tokens: 20 }, { language: 'de', loss: 5 * cer, tokens: 10 }] },
     languages: [{ language: 'en', cer, wer: null, utterances: 1 }, { language: 'de', cer: cer / 2, wer: null, utterances: 1 }],
     utterances: [], skipped: [],
   },
@@ -38,11 +39,12 @@ describe('experiment targets', () => {
   it('table: one row per model with CER per language; chart: one bar per model and group', () => {
     const r = results([model('teacher', 0.1), model('dq-int8', 0.4, 5.2)]);
     const table = resultsTable(r).trim().split('\n');
-    expect(table[0]).toBe('| model | runs as | parameters | MB | × smaller | CER | CER en | CER de | RTF |');
-    expect(table[3]).toBe('| dq-int8: dq-int8 | f32 | 1.00 M | 0.77 | 5.20 | 40.0% | 40.0% | 20.0% | 0.500 |');
-    const svg = cerBarChart(r);
+    expect(table[0]).toBe('| model | runs as | parameters | MB | × smaller | test CE | CER | CER en | CER de | RTF |');
+    expect(table[3]).toBe('| dq-int8: dq-int8 | f32 | 1.00 M | 0.77 | 5.20 | 4.000 | 40.0% | 40.0% | 20.0% | 0.500 |');
+    const svg = scoreBarChart(r, 'cer');
     expect(svg.match(/<rect class="bar"/g)).toHaveLength(6);
     expect(svg).toContain('data-group="de" data-value="0.2"');
+    expect(scoreBarChart(r, 'ce')).toContain('data-group="de" data-value="2"');
   });
 });
 
