@@ -77,6 +77,7 @@ ${common}  --alpha <x> --beta <x> --gamma <x>
   --learnable-scales      learn the quantized Linears' per-channel weight scales (LSQ), from
                           max|W_c| / qmax at the fake-quant switch; saved in training.safetensors
   --freeze-scales-after <n>  keep the learned scales fixed after step n
+  --scale-lr-factor <x>   learning rate of the learned scales = x times the weights' (default 1)
   --frozen-encoder        keep the teacher's encoder (student cross-attends to its output)
 `;
 
@@ -125,7 +126,7 @@ function parseRunArgs(argv: string[], distill: boolean): RunArgs {
       hidden: { type: 'string' }, 'hidden-layer-norm': { type: 'boolean', default: false },
       matching: { type: 'string' }, window: { type: 'string' }, 'match-every': { type: 'string' },
       quant: { type: 'string', default: 'none' }, 'quant-plan': { type: 'string' }, 'quant-warmup': { type: 'string', default: '0' }, 'quant-activations': { type: 'boolean', default: false },
-      'learnable-scales': { type: 'boolean', default: false }, 'freeze-scales-after': { type: 'string' },
+      'learnable-scales': { type: 'boolean', default: false }, 'freeze-scales-after': { type: 'string' }, 'scale-lr-factor': { type: 'string' },
       'frozen-encoder': { type: 'boolean', default: false },
     },
   });
@@ -157,6 +158,7 @@ function parseRunArgs(argv: string[], distill: boolean): RunArgs {
   if (values['quant-activations'] && values.quant === 'none' && !values['quant-plan']) throw fail('--quant-activations needs --quant or --quant-plan');
   if (values['learnable-scales'] && values.quant === 'none' && !values['quant-plan']) throw fail('--learnable-scales needs --quant or --quant-plan');
   if (values['freeze-scales-after'] !== undefined && !values['learnable-scales']) throw fail('--freeze-scales-after needs --learnable-scales');
+  if (values['scale-lr-factor'] !== undefined && !values['learnable-scales']) throw fail('--scale-lr-factor needs --learnable-scales');
   const steps = num('steps', values.steps, true, 1)!;
   const maxGradNorm = num('max-grad-norm', values['max-grad-norm'], false, 0)!;
   return {
@@ -193,6 +195,7 @@ function parseRunArgs(argv: string[], distill: boolean): RunArgs {
       quantWarmupSteps: num('quant-warmup', values['quant-warmup'], true, 0),
       learnableScales: values['learnable-scales'] || undefined,
       lsqFreezeSteps: num('freeze-scales-after', values['freeze-scales-after'], true, 0),
+      scaleLrFactor: num('scale-lr-factor', values['scale-lr-factor'], false, 0),
       loss: {
         alpha: num('alpha', values.alpha, false, 0),
         beta: num('beta', values.beta, false, 0),

@@ -55,7 +55,12 @@ export const defaultDistillationLoss = {
 } as const satisfies Required<DistillationLossOptions>;
 
 /** Options of {@link compileDistillationStep}. */
-export interface DistillationStepOptions extends DistillationLossOptions, Omit<AdamWOpOptions, 'noDecay'> {
+export interface DistillationStepOptions extends DistillationLossOptions, Omit<AdamWOpOptions, 'noDecay' | 'lrScale'> {
+  /**
+   * Learning-rate factor of the learnable scales (LSQ) against the weights' (default 1): scales
+   * move on another scale than weights, and LSQ's authors tune their step separately.
+   */
+  scaleLrFactor?: number;
   /** The frozen float teacher; null trains on cross-entropy alone (`dqw train`; alpha is then 1). */
   teacher: WhisperWeights | null;
   student: WhisperWeights;
@@ -412,7 +417,9 @@ export async function compileDistillationStep(gpu: Gpu, opts: DistillationStepOp
     const accumulation = microBatches > 1;
     grads = backward(g, roots, { accumulate: accumulation });
     const noDecay = (p: GraphTensor) => p.label.endsWith('.bias') || p.label.endsWith('.weight_scale') || /layer_norm\.weight$/.test(p.label);
-    gradNormSquared = adamw(g, grads, { ...opts, noDecay, accumulation, gradScale: (opts.gradScale ?? 1) / microBatches }).gradNormSquared;
+    const scaleLr = opts.scaleLrFactor ?? 1;
+    const lrScale = (p: GraphTensor) => (p.label.endsWith('.weight_scale') ? scaleLr : 1);
+    gradNormSquared = adamw(g, grads, { ...opts, noDecay, lrScale, accumulation, gradScale: (opts.gradScale ?? 1) / microBatches }).gradNormSquared;
   }
   // LSQ's initialisation: the max scaling the fixed-scale fake-quant uses (kernels/matmul rowScales).
   if (initScales.length) await gpu.run((rec) => initScales.forEach((s) => rowScales(rec, s.weight, s.scale, { bits: s.bits, label: s.scale.label })));

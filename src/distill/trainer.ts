@@ -43,6 +43,8 @@ export interface TrainerOptions {
   learnableScales?: boolean;
   /** Steps of the run after which the learnable scales freeze: steps > this keep them fixed (default never). */
   lsqFreezeSteps?: number;
+  /** Learning-rate factor of the learnable scales against the weights' (DistillationStepOptions.scaleLrFactor). */
+  scaleLrFactor?: number;
   /** The student keeps the teacher's encoder (see DistillationStepOptions.frozenEncoder). */
   frozenEncoder?: boolean;
   /** Seed of data order and projection initialisation. */
@@ -197,6 +199,7 @@ export class Trainer {
       eps: o.eps,
       quantize: quantized ? o.quantize : undefined,
       learnableScales: quantized && o.learnableScales ? { initial: carried ?? undefined, frozen: scalesFrozen } : undefined,
+      scaleLrFactor: o.scaleLrFactor,
       frozenEncoder: o.frozenEncoder,
       projections: carried ?? undefined,
       seed: o.seed,

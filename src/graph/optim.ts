@@ -13,6 +13,8 @@ export interface AdamWOpOptions {
   weightDecay?: number;
   /** Parameters that get no weight decay (e.g. biases and LayerNorm), by graph tensor. */
   noDecay?: (param: GraphTensor) => boolean;
+  /** A parameter's learning-rate factor (its own parameter group), by graph tensor; default 1. */
+  lrScale?: (param: GraphTensor) => number;
   /** Clip the global gradient norm to this (torch's clip_grad_norm_), on the GPU. */
   maxGradNorm?: number;
   /** Multiplies the gradients first (1/micro-batches when they were accumulated). */
@@ -72,6 +74,7 @@ export function adamw(g: Graph, grads: ReadonlyMap<GraphTensor, GraphTensor>, op
           expAvg: b.tensor(e.expAvg),
           expAvgSq: b.tensor(e.expAvgSq),
           weightDecay: opts.noDecay?.(e.param) ? 0 : undefined,
+          lrScale: opts.lrScale?.(e.param),
         }));
         adamwStep(rec, params, {
           lr: b.scalar('lr'),

@@ -15,6 +15,8 @@ export interface AdamWParam {
   expAvgSq: Tensor;
   /** This tensor's weight decay, overriding the step's (e.g. 0 for biases and LayerNorm). */
   weightDecay?: number;
+  /** Multiplies the step's learning rate for this tensor (a parameter group of its own, as torch's param_groups); default 1. */
+  lrScale?: number;
 }
 
 export interface AdamWOptions {
@@ -100,10 +102,11 @@ export function adamwStep(rec: Recorder, params: readonly AdamWParam[], opts: Ad
   const maxWg = limits.maxComputeWorkgroupsPerDimension;
   // Scalars PyTorch computes in Python floats, here in float64 likewise.
   const bias2Sqrt = Math.sqrt(1 - beta2 ** step);
-  const stepSize = opts.lr / (1 - beta1 ** step);
   for (const p of params) {
     const n = numel(p.param.shape);
-    const decay = 1 - opts.lr * (p.weightDecay ?? opts.weightDecay ?? 0.01);
+    const lr = opts.lr * (p.lrScale ?? 1);
+    const stepSize = lr / (1 - beta1 ** step);
+    const decay = 1 - lr * (p.weightDecay ?? opts.weightDecay ?? 0.01);
     for (const { start, count } of bindingRanges(n, maxBytes, limits.minStorageBufferOffsetAlignment)) {
       const whole = count === n;
       const view = (t: Tensor) => (whole ? t : slice(t, start, count));

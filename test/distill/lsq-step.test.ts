@@ -85,6 +85,29 @@ describe('distillation step with learnable weight scales (LSQ)', () => {
     teacher.destroy();
   });
 
+  it('scaleLrFactor: the scales take steps of that factor times the learning rate, the weights the same steps as without it', async () => {
+    const g = gpu();
+    const teacher = WhisperWeights.upload(g, teacherCfg, teacherWeights, 'teacher');
+    const scaleName0 = scaleName('model.decoder.layers.0.fc1.weight');
+    const moves: number[] = [];
+    const weights: Float32Array[] = [];
+    for (const scaleLrFactor of [1, 0.1]) {
+      const student = WhisperWeights.upload(g, studentCfg, studentWeights, 'student');
+      const step = await compileDistillationStep(g, { ...stepOptions(teacher, student, false), scaleLrFactor });
+      step.write(batch);
+      await step.run(1, 1e-3);
+      // AdamW's first step moves an element by lr * g / (|g| + eps): lr (times the factor) wherever g is not 0.
+      moves.push(maxAbsDiff(await g.readF32(step.scales.get(scaleName0)!), initialScales.get('model.decoder.layers.0.fc1.weight')!));
+      weights.push(await g.readF32(student.get('model.decoder.layers.0.fc1.weight')));
+      step.destroy();
+      student.destroy();
+    }
+    expect(moves[0]).toBeCloseTo(1e-3, 5);
+    expect(moves[1]).toBeCloseTo(1e-4, 6);
+    expect(weights[1]).toEqual(weights[0]);
+    teacher.destroy();
+  });
+
   it('frozen scales are applied (the same losses) but get no gradient and never move, while the weights train', async () => {
     const g = gpu();
     const teacher = WhisperWeights.upload(g, teacherCfg, teacherWeights, 'teacher');

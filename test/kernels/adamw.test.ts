@@ -7,7 +7,8 @@ import { adamwRef, type AdamWRefState } from '../ref/losses.js';
 
 const gpu = useGpu();
 
-// Odd sizes, none a multiple of the workgroup; the last one is a "bias" without weight decay.
+// Odd sizes, none a multiple of the workgroup; the second has its own learning rate (a tenth), the
+// last one is a "bias" without weight decay.
 const shapes = [[37, 5], [1], [300], [3, 7, 11]];
 
 interface Setup {
@@ -27,6 +28,7 @@ function setup(g: Gpu, seed: number): Setup {
       expAvg: g.upload(new Float32Array(n), shape, 'f32', `m${k}`),
       expAvgSq: g.upload(new Float32Array(n), shape, 'f32', `v${k}`),
       ...(k === shapes.length - 1 ? { weightDecay: 0 } : {}),
+      ...(k === 1 ? { lrScale: 0.1 } : {}),
     });
     states.push({ param: Float64Array.from(p), expAvg: new Float64Array(n), expAvgSq: new Float64Array(n) });
   });
@@ -72,7 +74,7 @@ describe('AdamW vs a float64 torch.optim.AdamW reference', () => {
         await g.run((rec) =>
           adamwStep(rec, s.tensors, { ...o, step, gradScale, ...(maxNorm !== undefined ? { clip: { sumSquares, maxNorm, index: 1 } } : {}) }),
         );
-        adamwRef(s.states, grads, { ...o, step, gradScale, maxNorm, weightDecay: s.tensors.map((t) => t.weightDecay ?? o.weightDecay) });
+        adamwRef(s.states, grads, { ...o, step, gradScale, maxNorm, weightDecay: s.tensors.map((t) => t.weightDecay ?? o.weightDecay), lrScale: s.tensors.map((t) => t.lrScale ?? 1) });
       }
       await expectState(g, s, name);
       g.free(sumSquares, ...s.tensors.flatMap((t) => [t.param, t.grad, t.expAvg, t.expAvgSq]));

@@ -134,7 +134,7 @@ export interface AdamWRefState {
 export function adamwRef(
   states: AdamWRefState[],
   grads: ArrayLike<number>[],
-  o: { lr: number; step: number; beta1: number; beta2: number; eps: number; weightDecay: number[]; gradScale: number; maxNorm?: number },
+  o: { lr: number; step: number; beta1: number; beta2: number; eps: number; weightDecay: number[]; gradScale: number; maxNorm?: number; lrScale?: number[] },
 ): void {
   const scaled = grads.map((g) => Float64Array.from(g, (v) => v * o.gradScale));
   if (o.maxNorm !== undefined) {
@@ -144,13 +144,14 @@ export function adamwRef(
   }
   states.forEach((st, k) => {
     const g = scaled[k]!;
+    const lr = o.lr * (o.lrScale?.[k] ?? 1);
     for (let i = 0; i < g.length; i++) {
-      st.param[i] = st.param[i]! * (1 - o.lr * o.weightDecay[k]!);
+      st.param[i] = st.param[i]! * (1 - lr * o.weightDecay[k]!);
       st.expAvg[i] = o.beta1 * st.expAvg[i]! + (1 - o.beta1) * g[i]!;
       st.expAvgSq[i] = o.beta2 * st.expAvgSq[i]! + (1 - o.beta2) * g[i]! ** 2;
       const mHat = st.expAvg[i]! / (1 - o.beta1 ** o.step);
       const vHat = st.expAvgSq[i]! / (1 - o.beta2 ** o.step);
-      st.param[i] = st.param[i]! - (o.lr * mHat) / (Math.sqrt(vHat) + o.eps);
+      st.param[i] = st.param[i]! - (lr * mHat) / (Math.sqrt(vHat) + o.eps);
     }
   });
 }
