@@ -56,6 +56,10 @@ interface ExperimentState {
 
 /** The experiment's stages, skipping the finished ones and recording the others as they finish. */
 class StageLog {
+  /** Stages met so far in this invocation, and how many it will meet (for "[k/n]"). */
+  private seen = 0;
+  total = 0;
+
   private constructor(private readonly path: string, private readonly state: ExperimentState, private readonly io: CommandIo) {}
 
   static async open(out: string, preset: string, io: CommandIo): Promise<StageLog> {
@@ -83,11 +87,12 @@ class StageLog {
 
   /** Runs `work` unless stage `id` finished before; `command` is what the report shows for it. */
   async run(id: string, title: string, command: string, work: () => Promise<void>): Promise<void> {
+    const counter = `[${++this.seen}/${Math.max(this.total, this.seen)}]`;
     if (this.state.stages[id]) {
-      this.io.stderr.write(`\n== ${title}: done before (${this.state.stages[id].seconds.toFixed(0)} s), skipped\n`);
+      this.io.stderr.write(`\n== ${counter} ${title}: done before (${this.state.stages[id].seconds.toFixed(0)} s), skipped\n`);
       return;
     }
-    this.io.stderr.write(`\n== ${title}\n   ${command}\n`);
+    this.io.stderr.write(`\n== ${counter} ${title}\n   ${command}\n`);
     const started = performance.now();
     await work();
     this.state.stages[id] = { command, seconds: (performance.now() - started) / 1000, finishedAt: new Date().toISOString() };
@@ -192,6 +197,11 @@ export async function runExperiment(options: ExperimentOptions, io: CommandIo): 
   for (const dir of ['configs', 'eval', 'manifests']) await mkdir(join(out, dir), { recursive: true });
   const log = await StageLog.open(out, preset.name, io);
   const started = performance.now();
+  const variants = new Set(preset.variants);
+  const needsPlan = variants.has('kd-dynamic-ptq') || variants.has('dq-int8');
+  const teacherTrained = !options.teacher && !preset.pretrainedTeacher;
+  // data, teacher, a stage per variant (+ the plan, + dq-int8's export), a test per model.
+  log.total = (options.data ? 0 : 1) + (teacherTrained ? 2 : 1) + 2 * preset.variants.length + (needsPlan ? 1 : 0) + (variants.has('dq-int8') ? 1 : 0);
 
   // Data.
   const dataDir = options.data ?? join(out, 'data');
@@ -238,8 +248,6 @@ export async function runExperiment(options: ExperimentOptions, io: CommandIo): 
   const distillArgs = (runDir: string, extra: string[]) => ['distill', '--teacher', teacherPath!, '--student', studentJson, ...withOut(runDir), ...extra];
   const modelsDir = join(out, 'models');
   const planPath = join(out, 'quant-plan.json');
-  const variants = new Set(preset.variants);
-  const needsPlan = variants.has('kd-dynamic-ptq') || variants.has('dq-int8');
   if (needsPlan && !variants.has('kd-dynamic')) throw new DqwError(`preset ${preset.name}: kd-dynamic-ptq and dq-int8 need kd-dynamic (guided layer selection measures its layers)`);
   const models: { id: VariantId | 'teacher'; path: string; plan?: string }[] = [{ id: 'teacher', path: teacherPath }];
 

@@ -114,6 +114,7 @@ describe('dqw experiment dq', () => {
     const stages = Object.keys((JSON.parse(readFileSync(join(outDir(), 'experiment.json'), 'utf8')) as { stages: object }).stages);
     expect(stages).toEqual(expect.arrayContaining(['kd-dynamic', 'quant-plan', 'kd-dynamic-ptq', 'dq-int8', 'dq-int8-export', 'eval-teacher', 'eval-dq-int8']));
     expect(again.stderr.match(/done before/g)?.length).toBe(stages.length);
+    expect(first.stderr).toContain(`== [${stages.length}/${stages.length}] test: dq-int8`);
     expect(statSync(evalFile).mtimeMs).toBe(before);
     expect(again.stdout.split('\nreport:')[0]).toBe(first.stdout.slice(first.stdout.indexOf('\n| model | runs as')).split('\nreport:')[0]);
   });
