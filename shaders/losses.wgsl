@@ -3,6 +3,7 @@
 // - cross_entropy: loss_r = lse(z_r) - z_r[y_r]; grad = (softmax(z_r) - onehot(y_r)) * scale.
 // - kl_divergence: loss_r = tau^2 * sum_v p_T (log p_T - log p_S), p = softmax(z / tau);
 //   grad w.r.t. the student logits = tau * (p_S - p_T) * scale.
+// - topk_kl_divergence: the same KL against a teacher cached as its top-k logits per row.
 // - mse_rows: loss_r = mean_c (a - b)^2; grad_a = 2 (a - b) / C * scale, grad_b = -grad_a.
 // - masked_mean: one scalar out of the per-row losses, the mean over valid rows.
 // - row_stats, distance_partial, distance_finish: the dynamic-matching distance matrix
@@ -144,6 +145,77 @@ fn kl_divergence(inv: Invocation, @builtin(workgroup_id) wg: vec3u) {
   }
   let total = wg_sum(kl, inv);
   if (inv.lid == 0u) { row_loss[row] = rp.tau * rp.tau * total; }
+}
+
+// KL(teacher || student) at temperature tau against a cached top-k teacher (docs/teacher-cache.md):
+// the teacher distribution is softmax(topk_values / tau) renormalised over its k cached logits
+// (ids distinct, in [0, cols)), the student's is the full softmax(logits / tau) over all cols:
+// loss_r = tau^2 * sum_{j<k} q_j (log q_j - log p_S[id_j]); since sum_j q_j = 1 the gradient
+// w.r.t. the student logits is tau * (p_S - q) * scale with q zero outside the k ids. An id
+// outside [0, cols) gives a NaN loss. With k = cols and every id once this is kl_divergence.
+struct TopkParams {
+  rows: u32, cols: u32, groups_x: u32, ignore_index: i32,
+  grad_scale: f32, accumulate: u32, tau: f32,
+  // Cached teacher entries per row.
+  k: u32,
+}
+@group(0) @binding(0) var<uniform> tp: TopkParams;
+@group(0) @binding(5) var<storage, read> topk_values: array<f32>;
+@group(0) @binding(6) var<storage, read> topk_ids: array<i32>;
+
+@compute @workgroup_size(WG)
+fn topk_kl_divergence(inv: Invocation, @builtin(workgroup_id) wg: vec3u) {
+  let row = row_of(wg, tp.groups_x);
+  if (row >= tp.rows) { return; }
+  let n_valid = count_valid(tp.rows, tp.ignore_index, inv);
+  let base = row * tp.cols;
+  let kbase = row * tp.k;
+  if (!row_valid(row, tp.ignore_index)) {
+    if (inv.lid == 0u) { row_loss[row] = 0.0; }
+    if (WRITE_GRAD && tp.accumulate == 0u) {
+      for (var i = inv.lid; i < tp.cols; i += WG) { grad[base + i] = 0.0; }
+    }
+    return;
+  }
+  let inv_tau = 1.0 / tp.tau;
+  // Online max and sum of exp: the student over the whole row, the teacher over its k entries.
+  var ms_s = vec2f(NEG_MAX, 0.0);
+  var i = inv.lid;
+  for (; i + 3u * WG < tp.cols; i += 4u * WG) {
+    let e = base + i;
+    ms_s = max_sum4(ms_s, logits[e] * inv_tau, logits[e + WG] * inv_tau, logits[e + 2u * WG] * inv_tau, logits[e + 3u * WG] * inv_tau);
+  }
+  for (; i < tp.cols; i += WG) { ms_s = max_sum1(ms_s, logits[base + i] * inv_tau); }
+  var ms_t = vec2f(NEG_MAX, 0.0);
+  for (var j = inv.lid; j < tp.k; j += WG) { ms_t = max_sum1(ms_t, topk_values[kbase + j] * inv_tau); }
+  let row_max = vec2f(wg_max(ms_s.x, inv), wg_max(ms_t.x, inv));
+  let lse = row_max + log(wg_sum2(vec2f(ms_s.y, ms_t.y) * exp(vec2f(ms_s.x, ms_t.x) - row_max), inv));
+  let scale = tp.tau * tp.grad_scale / n_valid;
+  // The student part of the gradient over the whole row ...
+  if (WRITE_GRAD) {
+    for (var v = inv.lid; v < tp.cols; v += WG) {
+      let g = exp(logits[base + v] * inv_tau - lse.x) * scale;
+      if (tp.accumulate != 0u) { grad[base + v] += g; } else { grad[base + v] = g; }
+    }
+  }
+  // ... visible to the whole workgroup before the teacher part is subtracted at the k ids (each
+  // id is one element, written by whichever invocation covered it above).
+  storageBarrier();
+  var kl = 0.0;
+  var bad = 0.0;
+  for (var j = inv.lid; j < tp.k; j += WG) {
+    let id = topk_ids[kbase + j];
+    if (id < 0 || u32(id) >= tp.cols) {
+      bad = 1.0;
+      continue;
+    }
+    let log_q = topk_values[kbase + j] * inv_tau - lse.y;
+    let q = exp(log_q);
+    kl += q * (log_q - (logits[base + u32(id)] * inv_tau - lse.x));
+    if (WRITE_GRAD) { grad[base + u32(id)] -= q * scale; }
+  }
+  let total = wg_sum2(vec2f(kl, bad), inv);
+  if (inv.lid == 0u) { row_loss[row] = select(tp.tau * tp.tau * total.x, nan_from(tp.rows & 0u), total.y > 0.0); }
 }
 
 // Hidden-state MSE per row; grad (w.r.t. a) and grad_b (w.r.t. b) each written when their flag

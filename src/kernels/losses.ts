@@ -218,6 +218,77 @@ export function klDivergence(
 }
 
 /**
+ * KL(teacher || student) against a teacher cached as its top-k logits per row (the teacher
+ * cache, docs/teacher-cache.md): q = softmax(topkValues[r] / tau) over the k cached entries (the
+ * teacher renormalised over its top-k support), p_S = softmax(student[r] / tau) over the whole
+ * row; rowLoss[r] = tau^2 * sum_j q_j (log q_j - log p_S[topkIds[r, j]]) and with `grad`,
+ * grad[r] = tau * (p_S - q) * gradScale / n_valid (q zero outside the ids), without storing
+ * probabilities. Masked rows get loss 0 and gradient 0. student, grad: [..., V] f32;
+ * topkValues: [..., k] f32; topkIds: [..., k] i32, distinct per row (an id outside [0, V) makes
+ * the row's loss NaN); rowLoss: [...] f32. With k = V and every id once it equals klDivergence.
+ */
+export function topkKlDivergence(
+  rec: Recorder,
+  student: Tensor,
+  topkValues: Tensor,
+  topkIds: Tensor,
+  rowLoss: Tensor,
+  opts: FusedGradOptions & { tau?: number; mask?: RowMask; grad?: Tensor } = {},
+): void {
+  const what = whatOf('topkKlDivergence', opts.label);
+  const tau = opts.tau ?? 1;
+  if (!(tau > 0)) throw new ShapeError(`${what}: temperature must be positive, got ${tau}`);
+  const { rows, cols } = rowsAndCols(student, what);
+  const rowShape = student.shape.slice(0, -1);
+  const k = topkValues.shape[topkValues.shape.length - 1] ?? 0;
+  if (k < 1 || k > cols) throw new ShapeError(`${what}: top-k values "${topkValues.label}" [${topkValues.shape.join(', ')}] must hold 1..${cols} entries per row`);
+  expectDType(student, ['f32'], what);
+  expectDType(topkValues, ['f32'], what);
+  expectDType(topkIds, ['i32'], what);
+  expectShape(topkValues, [...rowShape, k], what);
+  expectShape(topkIds, [...rowShape, k], what);
+  expectDType(rowLoss, ['f32'], what);
+  expectShape(rowLoss, rowShape, what);
+  if (opts.mask) checkMask(opts.mask, rowShape, what);
+  if (opts.grad) {
+    expectDType(opts.grad, ['f32'], what);
+    expectShape(opts.grad, student.shape, what);
+  }
+  const launch = rowLaunch(rec, rows, cols);
+  const n = rows * cols;
+  rec.dispatch(
+    { shader: 'losses', entry: 'topk_kl_divergence', variant: launch.variant, constants: { ...launch.constants, HAS_MASK: opts.mask ? 1 : 0, WRITE_GRAD: opts.grad ? 1 : 0 } },
+    {
+      tensors: {
+        logits: student,
+        topk_values: topkValues,
+        topk_ids: topkIds,
+        ids: opts.mask?.ids ?? placeholder(rec, 'i32', 'ids'),
+        row_loss: rowLoss,
+        grad: opts.grad ?? placeholder(rec, 'f32', 'grad'),
+      },
+      uniforms: {
+        rows,
+        cols,
+        groups_x: launch.groups_x,
+        ignore_index: opts.mask?.ignoreIndex ?? IGNORE_INDEX,
+        grad_scale: opts.gradScale ?? 1,
+        accumulate: opts.accumulate ? 1 : 0,
+        tau,
+        k,
+      },
+      sizes: { logits: n, topk_values: rows * k, topk_ids: rows * k, ids: opts.mask ? rows : 0, row_loss: rows, grad: opts.grad ? n : 0 },
+      workgroups: launch.workgroups,
+      // Student: online max/sum, then exp and scale per element; teacher: the same over k.
+      flops: n * (opts.grad ? 9 : 5) + 12 * rows * k,
+      bytes: 4 * (n * (opts.grad ? 3 : 1) + 2 * rows * k + rows),
+    },
+    opts.label,
+  );
+  if (opts.mean) maskedMean(rec, rowLoss, opts.mean.out, { ...opts.mean, mask: opts.mask, label: opts.label });
+}
+
+/**
  * Hidden-state MSE, forward and gradients fused: rowLoss[r] = mean_c (a[r, c] - b[r, c])^2 (0 for
  * masked rows), so maskedMean gives mean((a - b)^2) over valid rows and channels. With gradA,
  * gradA = 2 (a - b) * gradScale / (n_valid * C); with gradB, gradB = -that (for b on a learned

@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import type { Tensor as TfTensor } from '@tensorflow/tfjs-core';
-import { crossEntropy, distanceMatrix, distanceWorkspaceSizes, klDivergence, maskedMean, mseLoss } from '../../src/kernels/losses.js';
+import { crossEntropy, distanceMatrix, distanceWorkspaceSizes, klDivergence, maskedMean, mseLoss, topkKlDivergence } from '../../src/kernels/losses.js';
+import { topKRows } from '../../src/distill/top-k.js';
 import type { Gpu } from '../../src/gpu/gpu.js';
 import { ShapeError } from '../../src/errors.js';
 import { expectClose, finiteDifference, maxAbsDiff, randomArray, useGpu } from '../helpers.js';
-import { crossEntropyRef, distanceRef, klRef, mseRef, validRows } from '../ref/losses.js';
+import { crossEntropyRef, distanceRef, klRef, mseRef, topkKlRef, validRows } from '../ref/losses.js';
 import { tfCpu } from '../ref/tf.js';
 
 const paths = [
@@ -97,6 +98,54 @@ for (const path of paths) {
         expectClose(gradGpu!, ref.grad, { atol: 4e-8 * tau, rtol: 1e-5 }, 'gradient');
         expectClose(outGpu!, [ref.mean], { atol: 4e-6 * tau * tau, rtol: 1e-5 }, 'mean');
         g.free(student, teacher, mask, rowLoss, grad, out);
+      });
+    }
+
+    for (const { shape, k, tau, ignored, accumulate } of [
+      { shape: [6, 37], k: 7, tau: 2, ignored: [0, 4], accumulate: false },
+      { shape: [2, 3, 100], k: 100, tau: 1, ignored: [4], accumulate: true },
+      { shape: [3, 51_865], k: 64, tau: 2, ignored: null, accumulate: false },
+      { shape: [2, 51_865], k: 51_865, tau: 2, ignored: null, accumulate: false },
+    ]) {
+      const vocab = shape[shape.length - 1]!;
+      const rows = shape.reduce((a, b) => a * b, 1) / vocab;
+      it(`top-k KL (k ${k}) at tau ${tau} on [${shape.join(', ')}]${ignored ? ` with masked rows ${ignored.join(', ')}` : ''}${accumulate ? ', accumulating' : ''}`, async (ctx) => {
+        const g = ready(() => ctx.skip());
+        const rowShape = shape.slice(0, -1);
+        const sHost = randomArray(rows * vocab, vocab + 7, 6).map((v) => v - 100);
+        const tHost = randomArray(rows * vocab, vocab + 8, 6).map((v) => v + 100);
+        const top = topKRows(tHost, rows, vocab, k, 'teacher logits');
+        const mHost = maskOf(rows, ignored ?? []);
+        const prior = randomArray(rows * vocab, 9, 0.01);
+        const student = g.upload(sHost, shape, 'f32', 'student logits');
+        const values = g.upload(top.values, [...rowShape, k], 'f32', 'top-k values');
+        const ids = g.upload(top.ids, [...rowShape, k], 'i32', 'top-k ids');
+        const mask = g.upload(mHost, rowShape, 'i32', 'mask');
+        const rowLoss = g.empty(rowShape, 'f32', 'kl');
+        const grad = g.upload(prior, shape, 'f32', 'dstudent'); // overwritten, or added to with accumulate
+        const out = g.empty([1], 'f32', 'loss');
+        await g.run((rec) => topkKlDivergence(rec, student, values, ids, rowLoss, { tau, mask: ignored ? { ids: mask, ignoreIndex: 0 } : undefined, grad, accumulate, mean: { out } }));
+        const valid = validRows(rows, mHost, 0);
+        const ref = topkKlRef(sHost, top.values, top.ids, rows, vocab, k, tau, valid);
+        const expectedGrad = accumulate ? ref.grad.map((v, i) => v + prior[i]!) : ref.grad;
+        const [lossGpu, gradGpu, outGpu] = await readAll(g, rowLoss, grad, out);
+        // As the dense KL: f32 differences of log-probabilities, tau^2 per unit of KL; the
+        // gradient p_S - q in two f32 terms (one rounding more than the dense kernel's).
+        const tol = { atol: 4e-6 * tau * tau, rtol: 1e-5 };
+        expectClose(lossGpu!, ref.rowLoss, tol, 'row losses');
+        expectClose(outGpu!, [ref.mean], tol, 'mean');
+        expectClose(gradGpu!, expectedGrad, { atol: 6e-8 * tau, rtol: 1e-5 }, 'gradient');
+        if (k === vocab) {
+          // The whole vocabulary cached: the dense KL, to float rounding.
+          const dense = klRef(sHost, tHost, rows, vocab, tau, valid);
+          expectClose(lossGpu!, dense.rowLoss, tol, 'row losses vs dense KL');
+          expectClose(gradGpu!, accumulate ? dense.grad.map((v, i) => v + prior[i]!) : dense.grad, { atol: 6e-8 * tau, rtol: 1e-5 }, 'gradient vs dense KL');
+        } else {
+          // Truncation drops teacher mass: the sparse loss differs from the dense one.
+          const dense = klRef(sHost, tHost, rows, vocab, tau, valid);
+          expect(Math.abs(outGpu![0]! - dense.mean)).toBeGreaterThan(1e-3);
+        }
+        g.free(student, values, ids, mask, rowLoss, grad, out);
       });
     }
 
@@ -231,6 +280,40 @@ describe('loss gradients vs finite differences and TF.js', () => {
     g.free(student, teacher, mask, rowLoss, grad);
   });
 
+  it('top-k KL at tau 2 with a masked row', async () => {
+    const g = gpu();
+    const [tau, k] = [2, 6];
+    const sHost = randomArray(rows * vocab, 37, 4);
+    const top = topKRows(randomArray(rows * vocab, 38, 4), rows, vocab, k);
+    const mHost = maskOf(rows, [3]);
+    const valid = validRows(rows, mHost, 0);
+    const student = g.upload(sHost, [rows, vocab], 'f32', 'student');
+    const values = g.upload(top.values, [rows, k], 'f32', 'top-k values');
+    const ids = g.upload(top.ids, [rows, k], 'i32', 'top-k ids');
+    const mask = g.upload(mHost, [rows], 'i32', 'mask');
+    const rowLoss = g.empty([rows], 'f32', 'kl');
+    const grad = g.empty([rows, vocab], 'f32', 'dstudent');
+    await g.run((rec) => topkKlDivergence(rec, student, values, ids, rowLoss, { tau, mask: { ids: mask, ignoreIndex: 0 }, grad, gradScale: 0.5 }));
+    const gpuGrad = await g.readF32(grad);
+    const fd = finiteDifference((s) => 0.5 * topkKlRef(s, top.values, top.ids, rows, vocab, k, tau, valid).mean, sHost, 1e-4);
+    expectClose(gpuGrad, fd, { atol: 2e-8, rtol: 1e-5 }, 'vs finite differences');
+
+    const tf = await tfCpu();
+    // q as a dense constant (zero outside the ids); the loss's q log q part has no gradient.
+    const qDense = new Float32Array(rows * vocab);
+    for (let r = 0; r < rows; r++) {
+      const lq = tf.logSoftmax(tf.div(tf.tensor1d(top.values.subarray(r * k, (r + 1) * k)), tau)).dataSync();
+      for (let j = 0; j < k; j++) qDense[r * vocab + top.ids[r * k + j]!] = Math.exp(lq[j]!);
+    }
+    const w = tf.tensor2d(Float32Array.from(valid, (v) => (v ? 1 : 0)), [rows, 1]);
+    const count = valid.filter(Boolean).length;
+    const q = tf.tensor2d(qDense, [rows, vocab]);
+    const lossFn = (s: TfTensor) => tf.div(tf.mul(-0.5 * tau * tau, tf.sum(tf.mul(tf.sum(tf.mul(q, tf.logSoftmax(tf.div(s, tau))), 1, true), w))), count) as TfTensor;
+    const tfGrad = await tf.grad(lossFn)(tf.tensor2d(sHost, [rows, vocab])).data();
+    expectClose(gpuGrad, tfGrad, { atol: 2e-8, rtol: 1e-5 }, 'vs TF.js');
+    g.free(student, values, ids, mask, rowLoss, grad);
+  });
+
   it('MSE for both inputs', async () => {
     const g = gpu();
     const C = 13;
@@ -316,6 +399,29 @@ describe('combining losses', () => {
     expect(loss![2]).toBe(0);
     expect([...o!]).toEqual([0, 0]);
     g.free(logits, targets, allIgnored, ce, out);
+  });
+});
+
+describe('top-k KL input errors', () => {
+  const gpu = paths[1]!.gpu;
+
+  it('an id outside the vocabulary makes its row NaN; shapes and k are checked by name', async () => {
+    const g = gpu();
+    const [rows, vocab, k] = [3, 10, 2];
+    const student = g.upload(randomArray(rows * vocab, 71), [rows, vocab], 'f32', 'student');
+    const values = g.upload(randomArray(rows * k, 72), [rows, k], 'f32', 'top-k values');
+    const ids = g.upload([1, 2, 3, 10, 0, 9], [rows, k], 'i32', 'top-k ids');
+    const rowLoss = g.empty([rows], 'f32', 'kl');
+    await g.run((rec) => topkKlDivergence(rec, student, values, ids, rowLoss, { tau: 2 }));
+    const loss = await g.readF32(rowLoss);
+    expect(Number.isFinite(loss[0])).toBe(true);
+    expect(loss[1]).toBeNaN();
+    expect(Number.isFinite(loss[2])).toBe(true);
+    const rec = g.record();
+    expect(() => topkKlDivergence(rec, student, values, g.empty([rows, 3], 'i32', 'wide ids'), rowLoss)).toThrow(/topkKlDivergence: tensor "wide ids" has shape \[3, 3\], expected \[3, 2\]/);
+    expect(() => topkKlDivergence(rec, student, g.empty([rows, 11], 'f32', 'too many'), ids, rowLoss)).toThrow(/"too many" \[3, 11\] must hold 1..10 entries per row/);
+    expect(() => topkKlDivergence(rec, student, values, g.empty([rows, k], 'f32', 'float ids'), rowLoss)).toThrow(/"float ids" has dtype f32, expected i32/);
+    g.free(student, values, ids, rowLoss);
   });
 });
 

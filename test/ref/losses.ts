@@ -65,6 +65,44 @@ export function klRef(student: ArrayLike<number>, teacher: ArrayLike<number>, ro
   return { rowLoss, grad, ...meanOf(rowLoss, valid) };
 }
 
+/**
+ * tau^2 * KL(q || softmax(student/tau)) per row where q = softmax(values/tau) over the row's k
+ * cached teacher logits at `ids` (zero elsewhere); gradient w.r.t. student of the masked mean,
+ * from the definition: d/dz_v = tau * (p_S[v] * sum_j q_j - sum_{j: ids_j = v} q_j).
+ */
+export function topkKlRef(
+  student: ArrayLike<number>,
+  values: ArrayLike<number>,
+  ids: ArrayLike<number>,
+  rows: number,
+  cols: number,
+  k: number,
+  tau: number,
+  valid: boolean[],
+  gradScale = 1,
+): LossRef {
+  const rowLoss = new Float64Array(rows);
+  const grad = new Float64Array(rows * cols);
+  const count = valid.filter(Boolean).length;
+  for (let r = 0; r < rows; r++) {
+    if (!valid[r]) continue;
+    const ls = logSoftmaxRow(student, r * cols, cols, 1 / tau);
+    const lq = logSoftmaxRow(values, r * k, k, 1 / tau);
+    let kl = 0;
+    let qSum = 0;
+    for (let j = 0; j < k; j++) {
+      const q = Math.exp(lq[j]!);
+      kl += q * (lq[j]! - ls[ids[r * k + j]!]!);
+      qSum += q;
+      const at = r * cols + ids[r * k + j]!;
+      grad[at] = grad[at]! - (tau * q * gradScale) / count;
+    }
+    rowLoss[r] = tau * tau * kl;
+    for (let c = 0; c < cols; c++) grad[r * cols + c] = grad[r * cols + c]! + (tau * Math.exp(ls[c]!) * qSum * gradScale) / count;
+  }
+  return { rowLoss, grad, ...meanOf(rowLoss, valid) };
+}
+
 /** Per-row mean of (a - b)^2; gradient w.r.t. a of the mean over valid rows and channels. */
 export function mseRef(a: ArrayLike<number>, b: ArrayLike<number>, rows: number, cols: number, valid: boolean[], gradScale = 1): LossRef {
   const rowLoss = new Float64Array(rows);
