@@ -10,11 +10,12 @@ import type { Tensor } from '../gpu/tensor.js';
 import { backward } from '../graph/autodiff.js';
 import { compileGraph, type CompiledGraph, type CompileOptions } from '../graph/compile.js';
 import { Graph, type GraphTensor } from '../graph/graph.js';
-import { crossEntropyLoss, klDivergenceLoss, mseLossOp } from '../graph/losses.js';
+import { crossEntropyLoss, klDivergenceLoss, mseLossOp, topkKlDivergenceLoss } from '../graph/losses.js';
 import { gatherLayersOp, layerDistances, matchLayersOp } from '../graph/matching.js';
 import { layerNorm, linear, stack } from '../graph/ops.js';
 import { rowScales } from '../kernels/matmul.js';
 import { adamw, type AdamWOpOptions } from '../graph/optim.js';
+import type { WhisperConfig } from '../model/config.js';
 import { FROZEN_ENCODER_POSITIONS, buildWhisper, type WhisperGraph, type WhisperShape, type WhisperWeights } from '../model/whisper.js';
 import { Rng } from '../util/random.js';
 import type { LayerMatchingOptions } from './matching.js';
@@ -61,8 +62,18 @@ export interface DistillationStepOptions extends DistillationLossOptions, Omit<A
    * move on another scale than weights, and LSQ's authors tune their step separately.
    */
   scaleLrFactor?: number;
-  /** The frozen float teacher; null trains on cross-entropy alone (`dqw train`; alpha is then 1). */
+  /**
+   * The frozen float teacher; null trains on cross-entropy alone (`dqw train`; alpha is then 1),
+   * or distils from `cachedTeacher`.
+   */
   teacher: WhisperWeights | null;
+  /**
+   * Distil from a teacher cache (docs/teacher-cache.md) instead of a teacher forward (`teacher`
+   * must be null): each batch carries the teacher's top-k logits per position and its hidden
+   * states (DistillationBatch.teacher); the KL is taken over the top-k support (the teacher's
+   * softmax at tau renormalised over the k cached logits), the rest is unchanged.
+   */
+  cachedTeacher?: { config: WhisperConfig; topK: number };
   student: WhisperWeights;
   shape: WhisperShape;
   /** Student parameters to train (default all but the encoder positions). */
@@ -114,6 +125,28 @@ export interface DistillationBatch {
   labels: Int32Array;
   /** u32 [batch] valid tokens per sequence (when the shape is padded). */
   tokenLengths?: Uint32Array;
+  /** The cached teacher outputs of these examples (a step compiled with `cachedTeacher`). */
+  teacher?: CachedTeacherOutputs;
+}
+
+/** A batch's teacher outputs from a teacher cache, the layouts the step's inputs take. */
+export interface CachedTeacherOutputs {
+  /** f32 [batch, tokens, k] raw teacher logits per decoder position, largest first. */
+  topkValues: Float32Array;
+  /** i32 [batch, tokens, k] their token ids, distinct per position. */
+  topkIds: Int32Array;
+  /** f32 [encoder_layers, batch, max_source_positions, d_model]: teacher encoder states 1..L (with encoder matching). */
+  encoderStates?: Float32Array;
+  /** f32 [decoder_layers, batch, tokens, d_model]: teacher decoder states 1..L (with decoder matching). */
+  decoderStates?: Float32Array;
+}
+
+/** The step inputs a cached teacher's outputs are written to. */
+interface CachedTeacherInputs {
+  topkValues: GraphTensor;
+  topkIds: GraphTensor;
+  encoderStates: GraphTensor | null;
+  decoderStates: GraphTensor | null;
 }
 
 /** The loss values of a step (unweighted parts; total = α·ce + β·kl + γ·hs). */
@@ -178,6 +211,8 @@ export class DistillationStep {
     /** The projections and scales this step uploaded (freed by destroy; shared ones are not). */
     private readonly owned: readonly Tensor[],
     private readonly gpu: Gpu,
+    /** Where a cached teacher's outputs go (null with a live teacher or none). */
+    private readonly cached: CachedTeacherInputs | null = null,
   ) {}
 
   /** Write a batch into the step's inputs. */
@@ -190,6 +225,21 @@ export class DistillationStep {
     if (inputs.tokenLengths) {
       if (!batch.tokenLengths) throw new ShapeError('distillation step: the shape is padded, so the batch needs tokenLengths');
       c.write(inputs.tokenLengths, batch.tokenLengths);
+    }
+    const cached = this.cached;
+    if (cached) {
+      const t = batch.teacher;
+      if (!t) throw new ShapeError('distillation step: compiled for a teacher cache, so the batch needs its cached teacher outputs (batch.teacher)');
+      c.write(cached.topkValues, t.topkValues);
+      c.write(cached.topkIds, t.topkIds);
+      for (const [input, states, what] of [
+        [cached.encoderStates, t.encoderStates, 'encoderStates'],
+        [cached.decoderStates, t.decoderStates, 'decoderStates'],
+      ] as const) {
+        if (!input) continue;
+        if (!states) throw new ShapeError(`distillation step: the cached teacher outputs lack ${what}, which hidden-state matching reads`);
+        c.write(input, states);
+      }
     }
   }
 
@@ -302,7 +352,13 @@ const encoderFields = ['d_model', 'encoder_layers', 'encoder_attention_heads', '
 export async function compileDistillationStep(gpu: Gpu, opts: DistillationStepOptions): Promise<DistillationStep> {
   const d = defaultDistillationLoss;
   const teacherWeights = opts.teacher;
-  const alpha = teacherWeights ? (opts.alpha ?? d.alpha) : 1;
+  const cachedTeacher = opts.cachedTeacher ?? null;
+  if (cachedTeacher && teacherWeights) throw new ConfigError('distillation: give a teacher or a teacher cache, not both');
+  if (cachedTeacher && !(Number.isInteger(cachedTeacher.topK) && cachedTeacher.topK >= 1 && cachedTeacher.topK <= cachedTeacher.config.vocab_size)) {
+    throw new ConfigError(`distillation: the teacher cache's top-k must be 1..${cachedTeacher.config.vocab_size} (vocab_size), got ${cachedTeacher.topK}`);
+  }
+  const distilling = !!teacherWeights || !!cachedTeacher;
+  const alpha = distilling ? (opts.alpha ?? d.alpha) : 1;
   const beta = opts.beta ?? d.beta;
   const gamma = opts.gamma ?? d.gamma;
   const tau = opts.tau ?? d.tau;
@@ -311,7 +367,7 @@ export async function compileDistillationStep(gpu: Gpu, opts: DistillationStepOp
   const matching = { ...d.matching, ...opts.matching };
   const ignoreIndex = opts.ignoreIndex ?? d.ignoreIndex;
   const sc = opts.student.config;
-  const tc = teacherWeights?.config;
+  const tc = teacherWeights?.config ?? cachedTeacher?.config;
   if (tc) {
     for (const f of ['vocab_size', 'num_mel_bins', 'max_source_positions'] as const) {
       if (sc[f] !== tc[f]) throw new ConfigError(`distillation: student ${f} ${sc[f]} differs from the teacher's ${tc[f]}; they must see the same audio and vocabulary`);
@@ -319,6 +375,7 @@ export async function compileDistillationStep(gpu: Gpu, opts: DistillationStepOp
   }
   const frozenEncoder = !!opts.frozenEncoder;
   if (frozenEncoder) {
+    if (!teacherWeights) throw new ConfigError(`distillation: frozenEncoder needs a teacher${cachedTeacher ? ' forward (the teacher cache holds no encoder output)' : ''}`);
     if (!tc) throw new ConfigError('distillation: frozenEncoder needs a teacher');
     const differ = encoderFields.filter((f) => sc[f] !== tc[f]);
     if (differ.length) throw new ConfigError(`distillation: frozenEncoder needs the teacher's encoder, but ${differ.map((f) => `${f} ${sc[f]} vs ${tc[f]}`).join(', ')}`);
@@ -366,17 +423,30 @@ export async function compileDistillationStep(gpu: Gpu, opts: DistillationStepOp
     return t;
   };
   const ce = loss(crossEntropyLoss(g, student.logits, labels, { ignoreIndex, weight: alpha, gradient: train && alpha > 0, label: 'cross-entropy' }), alpha);
-  const kl = teacher ? loss(klDivergenceLoss(g, student.logits, teacher.logits, { tau, mask: labels, ignoreIndex, weight: beta, gradient: train && beta > 0, label: 'kl-divergence' }), beta) : null;
+  const klOpts = { tau, mask: labels, ignoreIndex, weight: beta, gradient: train && beta > 0, label: 'kl-divergence' };
+  const { batch: B, tokens: T } = opts.shape;
+  const hiddenStates = opts.hiddenStates ?? d.hiddenStates;
+  const sides = !distilling ? [] : (['encoder', 'decoder'] as const).filter((s) => hiddenStates.includes(s) && !(s === 'encoder' && frozenEncoder));
+  const cached: CachedTeacherInputs | null = cachedTeacher
+    ? {
+        topkValues: g.input([B, T, cachedTeacher.topK], 'f32', 'teacher top-k logits'),
+        topkIds: g.input([B, T, cachedTeacher.topK], 'i32', 'teacher top-k ids'),
+        encoderStates: sides.includes('encoder') ? g.input([cachedTeacher.config.encoder_layers, B, cachedTeacher.config.max_source_positions, cachedTeacher.config.d_model], 'f32', 'teacher encoder states') : null,
+        decoderStates: sides.includes('decoder') ? g.input([cachedTeacher.config.decoder_layers, B, T, cachedTeacher.config.d_model], 'f32', 'teacher decoder states') : null,
+      }
+    : null;
+  const kl = teacher
+    ? loss(klDivergenceLoss(g, student.logits, teacher.logits, klOpts), beta)
+    : cached
+      ? loss(topkKlDivergenceLoss(g, student.logits, cached.topkValues, cached.topkIds, klOpts), beta)
+      : null;
 
   // Hidden-state matching, encoder and decoder separately.
   const projections = new Map<string, Tensor>();
   const matched: MatchedSide[] = [];
-  const hiddenStates = opts.hiddenStates ?? d.hiddenStates;
-  const sides = !teacher ? [] : (['encoder', 'decoder'] as const).filter((s) => hiddenStates.includes(s) && !(s === 'encoder' && frozenEncoder));
   const rng = new Rng(opts.seed ?? 0);
   for (const side of sides) {
     const sHidden = (side === 'encoder' ? student.encoderHidden : student.decoderHidden).slice(1);
-    const tHidden = (side === 'encoder' ? teacher!.encoderHidden : teacher!.decoderHidden).slice(1);
     const dS = sc.d_model;
     const dT = tc!.d_model;
     const projected = sHidden.map((h, i) => {
@@ -397,7 +467,8 @@ export async function compileDistillationStep(gpu: Gpu, opts: DistillationStepOp
       return linear(g, h, g.external(p, { trainable: train }), null, { label: `${side} projection ${i + 1}` });
     });
     const sStack = stack(g, projected, { label: `student ${side} states` });
-    const tStack = stack(g, tHidden, { label: `teacher ${side} states` });
+    const cachedStates = cached ? (side === 'encoder' ? cached.encoderStates : cached.decoderStates) : null;
+    const tStack = cachedStates ?? stack(g, (side === 'encoder' ? teacher!.encoderHidden : teacher!.decoderHidden).slice(1), { label: `teacher ${side} states` });
     const mask = side === 'decoder' ? stack(g, sHidden.map(() => labels), { label: 'decoder state labels' }) : undefined;
     const layerNormed = opts.hiddenLayerNorm ?? d.hiddenLayerNorm;
     const dist = layerDistances(g, sStack, tStack, { mask: side === 'decoder' ? labels : undefined, layerNorm: layerNormed, label: `${side} layer distances` });
@@ -424,5 +495,5 @@ export async function compileDistillationStep(gpu: Gpu, opts: DistillationStepOp
   // LSQ's initialisation: the max scaling the fixed-scale fake-quant uses (kernels/matmul rowScales).
   if (initScales.length) await gpu.run((rec) => initScales.forEach((s) => rowScales(rec, s.weight, s.scale, { bits: s.bits, label: s.scale.label })));
   const compiled = await compileGraph(gpu, g, opts.compile);
-  return new DistillationStep(compiled, student, teacher, labels, { ce, kl, matched }, { alpha, beta, gamma }, gradNormSquared, grads, projections, scales, owned, gpu);
+  return new DistillationStep(compiled, student, teacher, labels, { ce, kl, matched }, { alpha, beta, gamma }, gradNormSquared, grads, projections, scales, owned, gpu, cached);
 }

@@ -2,7 +2,7 @@
 // same fused pass during the forward; the loss is then a root of `backward`, which takes the
 // gradient from there (no second pass over the vocabulary-sized logits).
 import { ShapeError } from '../errors.js';
-import { crossEntropy, IGNORE_INDEX, klDivergence, mseLoss } from '../kernels/losses.js';
+import { crossEntropy, IGNORE_INDEX, klDivergence, mseLoss, topkKlDivergence } from '../kernels/losses.js';
 import type { GradContext, Graph, GraphTensor } from './graph.js';
 
 export interface LossOpOptions {
@@ -109,6 +109,50 @@ export function klDivergenceLoss(
         label,
       });
     },
+    backward: fusedBackward(g, [student]),
+  });
+  return loss;
+}
+
+/**
+ * klDivergenceLoss against a teacher cached as its top-k logits per row (docs/teacher-cache.md):
+ * the teacher distribution is softmax(values / tau) renormalised over the k entries at `ids`.
+ * student [..., V]; values f32 and ids i32 [..., k]. Returns the loss, a persistent f32 [1].
+ */
+export function topkKlDivergenceLoss(
+  g: Graph,
+  student: GraphTensor,
+  values: GraphTensor,
+  ids: GraphTensor,
+  opts: LossOpOptions & { tau?: number; mask?: GraphTensor; ignoreIndex?: number } = {},
+): GraphTensor {
+  const label = opts.label ?? 'top-k kl-divergence';
+  const rows = rowShape(student);
+  for (const t of [values, ids]) {
+    if (t.shape.length !== student.shape.length || rows.some((d, i) => d !== t.shape[i])) throw new ShapeError(`topkKlDivergenceLoss (${label}): ${t} must have the rows [${rows.join(', ')}] of ${student}`);
+  }
+  if (opts.mask) checkRows(opts.mask, student, `topkKlDivergenceLoss (${label})`);
+  const loss = g.state([1], label);
+  const rowLoss = g.temp(rows, `${label} rows`);
+  const fused = fusedTarget(g, student, loss, opts);
+  const mask = opts.mask;
+  g.add({
+    name: 'topkKlDivergence',
+    label,
+    reads: [student, values, ids, ...(mask ? [mask] : [])],
+    writes: [rowLoss, loss, ...(fused ? [fused.grad] : [])],
+    conflicts: [[rowLoss, loss]],
+    fusedLoss: fused ? loss : undefined,
+    record: (rec, b) =>
+      topkKlDivergence(rec, b.tensor(student), b.tensor(values), b.tensor(ids), b.tensor(rowLoss), {
+        tau: opts.tau,
+        mask: mask ? { ids: b.tensor(mask), ignoreIndex: opts.ignoreIndex ?? IGNORE_INDEX } : undefined,
+        grad: fused ? b.tensor(fused.grad) : undefined,
+        gradScale: opts.weight ?? 1,
+        accumulate: fused?.accumulate,
+        mean: { out: b.tensor(loss) },
+        label,
+      }),
     backward: fusedBackward(g, [student]),
   });
   return loss;

@@ -1,0 +1,58 @@
+// The frozen teacher's forward alone, compiled for one batch shape: the outputs a teacher cache
+// stores (docs/teacher-cache.md) — the top-k logits of every decoder position and the hidden
+// states 1..L of both stacks, in the layouts DistillationStep takes with `cachedTeacher`.
+import { ShapeError } from '../errors.js';
+import type { Gpu } from '../gpu/gpu.js';
+import { compileGraph, type CompiledGraph } from '../graph/compile.js';
+import { Graph, type GraphTensor } from '../graph/graph.js';
+import { stack } from '../graph/ops.js';
+import { buildWhisper, type WhisperGraph, type WhisperShape, type WhisperWeights } from '../model/whisper.js';
+import type { CachedTeacherOutputs, DistillationBatch } from './step.js';
+import { topKRows } from './top-k.js';
+
+export class TeacherForward {
+  private constructor(
+    private readonly compiled: CompiledGraph,
+    private readonly teacher: WhisperGraph,
+    private readonly encoderStates: GraphTensor,
+    private readonly decoderStates: GraphTensor,
+    readonly shape: WhisperShape,
+    readonly vocabSize: number,
+  ) {}
+
+  /** Compile the teacher's forward for `shape` (padded shapes take tokenLengths as the step does). */
+  static async compile(gpu: Gpu, teacher: WhisperWeights, shape: WhisperShape): Promise<TeacherForward> {
+    const g = new Graph();
+    const w = buildWhisper(g, teacher, shape, { label: 'teacher', keep: { logits: true } });
+    const encoderStates = g.keep(stack(g, w.encoderHidden.slice(1), { label: 'teacher encoder states' }));
+    const decoderStates = g.keep(stack(g, w.decoderHidden.slice(1), { label: 'teacher decoder states' }));
+    const compiled = await compileGraph(gpu, g);
+    return new TeacherForward(compiled, w, encoderStates, decoderStates, shape, teacher.config.vocab_size);
+  }
+
+  /**
+   * Run the teacher on a batch (its mel, tokens and token lengths; labels are not read) and
+   * return its top-k logits per position and its hidden states 1..L:
+   * topkValues/topkIds [batch, tokens, k], encoderStates [encoder_layers, batch, positions, d],
+   * decoderStates [decoder_layers, batch, tokens, d].
+   */
+  async run(batch: DistillationBatch, topK: number): Promise<CachedTeacherOutputs> {
+    const c = this.compiled;
+    const inputs = this.teacher.inputs;
+    c.write(inputs.mel, batch.mel);
+    c.write(inputs.tokens, batch.tokens);
+    if (inputs.tokenLengths) {
+      if (!batch.tokenLengths) throw new ShapeError('teacher forward: the shape is padded, so the batch needs tokenLengths');
+      c.write(inputs.tokenLengths, batch.tokenLengths);
+    }
+    await c.run();
+    const { batch: B, tokens: T } = this.shape;
+    const logits = await c.read(this.teacher.logits);
+    const top = topKRows(logits, B * T, this.vocabSize, topK, 'teacher logits');
+    return { topkValues: top.values, topkIds: top.ids, encoderStates: await c.read(this.encoderStates), decoderStates: await c.read(this.decoderStates) };
+  }
+
+  destroy(): void {
+    this.compiled.destroy();
+  }
+}
