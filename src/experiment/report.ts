@@ -136,7 +136,7 @@ export function resultsMarkdown(r: ExperimentResults): string {
   out.push('Test CE: teacher-forced cross-entropy of the reference transcripts (nats per text token, as the training loss measures it), which ranks models that do not yet transcribe. CER over non-space characters after Whisper\'s text normalizers; RTF = decoding seconds / audio seconds on the adapter above (greedy, after one warm-up clip). Sizes are the tensor bytes of the checkpoint (int8/int4 weights with one f32 scale per output channel); "× smaller" is against the teacher stored as float32.', '');
   out.push('## Targets', '', '| target | met | measured |', '|---|---|---|');
   for (const t of targetChecks(r)) out.push(`| ${t.target} | ${t.met === null ? 'not run' : t.met ? 'yes' : '**no**'} | ${t.measured} |`);
-  out.push('', '## Plots', '', '![CER per language](cer.svg)', '', '![test cross-entropy per language](test-ce.svg)', '', '![training loss](training-loss.svg)', '');
+  out.push('', '## Plots', '', '![CER per language](cer.svg)', '', '![test cross-entropy per language](test-ce.svg)', '', '![training cross-entropy](training-loss.svg)', '');
   if (r.models.some((m) => m.id === 'kd-dynamic')) out.push('![layer map of the kd-dynamic student](layer-map.svg)', '');
   const sampled = r.models.find((m) => m.id === 'dq-int8') ?? r.models.at(-1);
   if (sampled && r.preset.samples > 0) {
@@ -171,13 +171,16 @@ export function scoreBarChart(r: ExperimentResults, score: 'cer' | 'ce'): string
   });
 }
 
-/** The training loss (total) of every run the experiment trained, over steps. */
+/**
+ * The cross-entropy on the labels per step of every run the experiment trained: the one part of
+ * the loss every objective has (the totals weigh in KL and hidden-state terms, so they do not compare).
+ */
 export function trainingLossChart(runs: readonly { name: string; metricsText: string }[]): string {
   const series: ChartSeries[] = runs.map(({ name, metricsText }) => ({
     name,
-    points: runHistory(parseMetricsJsonl(metricsText).records).train.map((t) => [t.step, t.loss.total] as const),
+    points: runHistory(parseMetricsJsonl(metricsText).records).train.flatMap((t) => (t.loss.ce === undefined ? [] : [[t.step, t.loss.ce] as const])),
   }));
-  return lineChart({ title: 'Training loss (total of the run\'s objective)', xLabel: 'step', yLabel: 'loss (log scale)', series, logY: true, width: 860 });
+  return lineChart({ title: 'Training cross-entropy on the labels', xLabel: 'step', yLabel: 'nats per token', series, width: 860 });
 }
 
 /** report.html: the Markdown's content as a self-contained page with the charts inline. */
@@ -193,11 +196,11 @@ export function resultsHtml(r: ExperimentResults, charts: readonly string[]): st
     : '';
   const stages = Object.entries(r.stages).map(([id, s]) => `<tr><td>${escapeXml(id)}</td><td>${formatDuration(s.seconds)}</td><td><code>${escapeXml(s.command)}</code></td></tr>`).join('');
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>DQ-Whisper experiment ${escapeXml(r.preset.name)}</title>
-<style>body{font:14px/1.45 system-ui,sans-serif;color:#222;margin:24px auto;max-width:1000px;padding:0 16px}table{border-collapse:collapse;margin:8px 0}th,td{padding:3px 8px;border-bottom:1px solid #eee;text-align:left;vertical-align:top}code{font:12px ui-monospace,monospace;background:#f4f4f4;word-break:break-all}svg{max-width:100%;height:auto}</style></head><body>
+<style>body{font:14px/1.45 system-ui,sans-serif;color:#222;margin:24px auto;max-width:1000px;padding:0 16px}table{border-collapse:collapse;margin:8px 0;font-size:12px}.wide{overflow-x:auto}th,td{padding:3px 8px;border-bottom:1px solid #eee;text-align:left;vertical-align:top}code{font:12px ui-monospace,monospace;background:#f4f4f4;word-break:break-all}svg{max-width:100%;height:auto}</style></head><body>
 <h1>DQ-Whisper experiment: preset ${escapeXml(r.preset.name)}</h1>
 <p>${escapeXml(r.preset.description)}. Adapter: ${escapeXml(r.adapter)}. Wall time of all stages: ${formatDuration(r.wallSeconds)}.</p>
 <p>Teacher: ${escapeXml(shapeOf(r.teacherConfig))}<br>Students: ${escapeXml(shapeOf(r.studentConfig))}</p>
-<h2>Results on the held-out test split</h2>${table(resultsTable(r))}
+<h2>Results on the held-out test split</h2><div class="wide">${table(resultsTable(r))}</div>
 <h2>Targets</h2><table><tr><th>target</th><th>met</th><th>measured</th></tr>${checks}</table>
 <h2>Plots</h2>${charts.map((c) => `<figure>${c.replace(/^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/, '<svg')}</figure>`).join('')}
 ${samples ? `<h2>Transcripts of ${escapeXml(sampled!.id)}</h2><table><tr><th>language</th><th>reference</th><th>transcript</th></tr>${samples}</table>` : ''}
