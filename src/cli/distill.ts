@@ -28,6 +28,8 @@ import { loadCheckpoint, loadMelFilters, progressBar, tokenizerRanksPath, type C
 import { formatSkippedRows, readManifestArgument } from './eval.js';
 import { onInterrupt } from './interrupt.js';
 import { writeTrainingReport } from '../io/training-report-files.js';
+import { matchTeacherCache } from '../distill/teacher-cache.js';
+import { openTeacherCache, teacherCacheSource, teacherWeightsDigest } from '../io/teacher-cache-files.js';
 import { formatTrainingProgress } from '../report/progress.js';
 
 const SPELLINGS = new URL('../../assets/english.json', import.meta.url).pathname;
@@ -58,6 +60,9 @@ const common = `  --data <manifest>       training set: JSONL, Common Voice .tsv
 export const distillUsage = `usage: dqw distill --teacher <ckpt> --student <preset|config.json|ckpt> --data <manifest> --out <dir> [options]
 
   --teacher <ckpt>        frozen float teacher (Hugging Face folder or ggml file)
+  --teacher-cache <dir>   read the teacher's outputs from dqw teacher-cache instead of running
+                          it (KL over the cached top-k); --teacher is then needed only for
+                          copy-layers init and the dev losses, and is checked against the cache
   --student <s>           preset (tiny, base, ...), a config.json, or a checkpoint
   --init <i>              copy-layers (default when the widths agree: maximally spaced teacher
                           layers), random, or ckpt (the --student checkpoint's weights)
@@ -90,6 +95,7 @@ ${common}`;
 
 interface RunArgs {
   teacher?: string;
+  teacherCache?: string;
   student: string;
   init?: 'copy-layers' | 'random' | 'ckpt';
   data: string;
@@ -114,7 +120,7 @@ function parseRunArgs(argv: string[], distill: boolean): RunArgs {
     args: argv,
     allowPositionals: true,
     options: {
-      teacher: { type: 'string' }, student: { type: 'string' }, model: { type: 'string' }, init: { type: 'string' },
+      teacher: { type: 'string' }, 'teacher-cache': { type: 'string' }, student: { type: 'string' }, model: { type: 'string' }, init: { type: 'string' },
       data: { type: 'string' }, dev: { type: 'string' }, out: { type: 'string' },
       steps: { type: 'string', default: '1000' }, batch: { type: 'string', default: '8' }, accumulate: { type: 'string', default: '1' }, lr: { type: 'string', default: '1e-4' },
       warmup: { type: 'string' }, decay: { type: 'string', default: 'linear' }, 'weight-decay': { type: 'string', default: '0.01' },
@@ -138,10 +144,12 @@ function parseRunArgs(argv: string[], distill: boolean): RunArgs {
     if (!Number.isFinite(x) || x < min || (integer && !Number.isInteger(x))) throw fail(`--${name} must be ${integer ? 'an integer' : 'a number'} >= ${min}, got "${v}"`);
     return x;
   };
-  const distillOnly = ['teacher', 'student', 'init', 'alpha', 'beta', 'gamma', 'tau', 'hidden', 'matching', 'window', 'match-every', 'quant-plan', 'frozen-encoder'] as const;
+  const distillOnly = ['teacher', 'teacher-cache', 'student', 'init', 'alpha', 'beta', 'gamma', 'tau', 'hidden', 'matching', 'window', 'match-every', 'quant-plan', 'frozen-encoder'] as const;
   if (!distill) for (const k of distillOnly) if (values[k] !== undefined && values[k] !== false) throw fail(`--${k} is an option of dqw distill, not dqw train`);
   const student = distill ? values.student : values.model;
-  if (distill && !values.teacher) throw fail('--teacher is required');
+  if (distill && !values.teacher && !values['teacher-cache']) throw fail('--teacher is required (or --teacher-cache)');
+  if (values['teacher-cache'] && values['frozen-encoder']) throw fail('--frozen-encoder needs the live teacher (the teacher cache holds no encoder output to attend to)');
+  if (values['teacher-cache'] && values.dev && !values.teacher) throw fail('--dev with --teacher-cache needs --teacher too: the dev losses run the live teacher');
   if (!student) throw fail(distill ? '--student is required' : '--model is required');
   if (!values.data) throw fail('--data is required');
   if (!values.out) throw fail('--out is required');
@@ -163,6 +171,7 @@ function parseRunArgs(argv: string[], distill: boolean): RunArgs {
   const maxGradNorm = num('max-grad-norm', values['max-grad-norm'], false, 0)!;
   return {
     teacher: values.teacher,
+    teacherCache: values['teacher-cache'],
     student,
     init: values.init as RunArgs['init'],
     data: values.data,
@@ -251,7 +260,9 @@ async function runTraining(argv: string[], distill: boolean, io: CommandIo): Pro
   const record = (r: Record<string, unknown>) => appendFile(metricsPath, `${JSON.stringify(r)}\n`);
 
   // Models.
+  const cacheReader = args.teacherCache ? await openTeacherCache(args.teacherCache) : null;
   const teacherCkpt = args.teacher ? await loadCheckpoint(args.teacher, io.stderr, '--teacher') : null;
+  const teacherDigest = cacheReader && teacherCkpt ? teacherWeightsDigest(teacherCkpt.weights) : undefined;
   let resume: TrainerResume | undefined;
   let studentConfig: WhisperConfig;
   let studentWeights: Map<string, Float32Array>;
@@ -270,6 +281,7 @@ async function runTraining(argv: string[], distill: boolean, io: CommandIo): Pro
     if (fromConfig) {
       studentConfig = fromConfig;
       if (args.init === 'ckpt') throw new DqwError(`--init ckpt needs a checkpoint as --student, got ${args.student}`);
+      if (args.init === 'copy-layers' && !teacherCkpt) throw new DqwError('--init copy-layers needs --teacher (the teacher cache holds outputs, not weights)');
       // copy-layers by default when there is a teacher; random when asked or when widths differ.
       if (teacherCkpt && args.init !== 'random') {
         try {
@@ -312,6 +324,14 @@ async function runTraining(argv: string[], distill: boolean, io: CommandIo): Pro
   teacherCkpt?.weights.clear();
   const student = WhisperWeights.upload(gpu, studentConfig, studentWeights, 'student');
   const tokens = decoderLength(tokenizer, studentConfig, train.examples, args.maxTokens);
+  if (cacheReader) {
+    const entries = matchTeacherCache(cacheReader.index, cacheReader.indexFile, {
+      tokens, examples: train.examples,
+      teacher: teacherCkpt && teacherDigest ? { config: teacherCkpt.config, sha256: teacherDigest, path: args.teacher! } : undefined,
+    });
+    args.trainer.teacherCache = teacherCacheSource(cacheReader, entries);
+    log(`teacher outputs from ${args.teacherCache}: top-${cacheReader.index.topK} logits, ${cacheReader.index.examples.length} examples`);
+  }
   const preparer = new BatchPreparer(gpu, studentConfig, tokenizer, melFilters, tokens);
   const trainer = new Trainer(gpu, teacher, student, preparer, train.examples, readAudioFile16k, args.trainer, resume);
   const inference = dev ? new WhisperInference(student) : null;
@@ -348,7 +368,7 @@ async function runTraining(argv: string[], distill: boolean, io: CommandIo): Pro
   try {
     await record(resumedFrom
       ? { type: 'resume', step: trainer.step, from: resumedFrom }
-      : { type: 'run', startedAt: new Date().toISOString(), command: `dqw ${distill ? 'distill' : 'train'} ${argv.join(' ')}`, teacher: args.teacher, student: args.student, options: { ...args.trainer, quantize: plan ? (args.quantPlan ?? args.quant) : 'none' } });
+      : { type: 'run', startedAt: new Date().toISOString(), command: `dqw ${distill ? 'distill' : 'train'} ${argv.join(' ')}`, teacher: args.teacher, teacherCache: args.teacherCache, student: args.student, options: { ...args.trainer, teacherCache: args.teacherCache, quantize: plan ? (args.quantPlan ?? args.quant) : 'none' } });
     log(`${distill ? 'distilling' : 'training'} on ${gpu.adapter.description || gpu.adapter.device || 'WebGPU'}: ${train.examples.length} examples, batch ${args.trainer.batchSize} x ${tokens} tokens${(args.trainer.microBatches ?? 1) > 1 ? ` x ${args.trainer.microBatches} micro-batches` : ''}, ${args.trainer.steps} steps${plan ? `, fake-quant ${args.quantPlan ?? args.quant} after ${args.trainer.quantWarmupSteps ?? 0} float steps` : ''}`);
     const bar = progressBar(io.stderr, '[{bar}] {progress}');
     const startStep = trainer.step;
@@ -362,7 +382,8 @@ async function runTraining(argv: string[], distill: boolean, io: CommandIo): Pro
       const changed = Object.entries(r.mapChanges).filter(([, c]) => c);
       if (changed.length) {
         const maps = await trainer.layerMaps();
-        const teacherLayers = { encoder: teacher && !args.trainer.frozenEncoder ? teacher.config.encoder_layers : undefined, decoder: teacher?.config.decoder_layers };
+        const teacherConfig = teacher?.config ?? cacheReader?.index.teacher.config;
+        const teacherLayers = { encoder: teacherConfig && !args.trainer.frozenEncoder ? teacherConfig.encoder_layers : undefined, decoder: teacherConfig?.decoder_layers };
         await record({ type: 'layer-map', step: r.step, encoder: maps?.encoder ?? [], decoder: maps?.decoder ?? [], teacherLayers });
         log(`\nstep ${r.step}: layer map ${changed.map(([side, c]) => `${side} ${formatLayerMap(c!.teacherLayers)}`).join(', ')}`);
       }

@@ -9,6 +9,7 @@ import { dataCommand } from './data.js';
 import { exportCommand } from './export.js';
 import { experimentCommand } from './experiment.js';
 import { pseudoLabelCommand } from './pseudo-label.js';
+import { teacherCacheCommand } from './teacher-cache.js';
 import { reportCommand } from './report.js';
 import { transcribeCommand } from './transcribe.js';
 
@@ -23,6 +24,9 @@ commands:
   data synth --hours <h> --out <dir> [--languages de,fr,...] [--seed n]: synthetic speech corpus
   distill --teacher <ckpt> --student <preset|config.json|ckpt> --data <manifest> --out <dir>
                     [...]: DQ-Whisper distillation (dqw distill --help for the options)
+  teacher-cache --teacher <ckpt> --data <manifest> --out <dir> [--top-k 64] [--max-tokens n]
+                    [--batch n]: the teacher's top-k logits and hidden states, once, for distill
+                    --teacher-cache
   train --model <preset|config.json|ckpt> --data <manifest> --out <dir> [...]: cross-entropy training
   quant plan --model <ckpt> --teacher <ckpt> --data <manifest> --target-ratio <r> --out <plan.json>
                     [...]: guided layer selection (which layers to quantize for a size ratio)
@@ -62,6 +66,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
   export: (argv) => exportCommand(argv),
   data: (argv) => dataCommand(argv),
   distill: (argv) => distillCommand(argv),
+  'teacher-cache': (argv) => teacherCacheCommand(argv),
   train: (argv) => trainCommand(argv),
   quant: (argv) => quantCommand(argv),
   eval: (argv) => evalCommand(argv),

@@ -9,10 +9,11 @@ import type { Tensor } from '../gpu/tensor.js';
 import type { AudioReader } from '../data/audio-loader.js';
 import { Batcher, type BatcherOptions, type BatcherState } from '../data/batcher.js';
 import type { SkippedRow, TrainingExample } from '../data/examples.js';
+import type { WhisperConfig } from '../model/config.js';
 import type { WhisperWeights } from '../model/whisper.js';
 import { BatchPreparer, type PreparedExample } from './batch.js';
 import { learningRateAt, validateLearningRateSchedule, type LearningRateSchedule } from './schedule.js';
-import { compileDistillationStep, DistillationStep, type DistillationLossOptions, type DistillationLosses, type LayerMaps } from './step.js';
+import { compileDistillationStep, DistillationStep, type CachedTeacherOutputs, type DistillationLossOptions, type DistillationLosses, type LayerMaps } from './step.js';
 import { LayerMapTracker, type LayerMapChange, type LayerMapTrackerState } from './tracker.js';
 
 /** Options of a training run (`dqw distill` / `dqw train`). */
@@ -47,12 +48,27 @@ export interface TrainerOptions {
   scaleLrFactor?: number;
   /** The student keeps the teacher's encoder (see DistillationStepOptions.frozenEncoder). */
   frozenEncoder?: boolean;
+  /**
+   * Distil from a teacher cache (docs/teacher-cache.md) instead of running the teacher on the
+   * training batches; the dev losses still run the live teacher (the cache holds the training
+   * set), so evaluateLoss needs one.
+   */
+  teacherCache?: TrainerTeacherCache;
   /** Seed of data order and projection initialisation. */
   seed: number;
   /** Batcher pools (language mixing); default 4. */
   poolBatches?: number;
   /** Most bytes of prepared examples (log-mel + tokens) kept in memory between epochs (default 512 MiB). */
   cacheBytes?: number;
+}
+
+/** Where a Trainer gets cached teacher outputs (src/io/teacher-cache-files.ts teacherCacheSource). */
+export interface TrainerTeacherCache {
+  /** The cached teacher's config and the logits kept per position. */
+  config: WhisperConfig;
+  topK: number;
+  /** The teacher outputs of a batch of these prepared examples, rows as BatchPreparer.assemble fills them. */
+  outputs(prepared: readonly PreparedExample[], batchSize: number): Promise<CachedTeacherOutputs>;
 }
 
 /** What one training step did. */
@@ -157,8 +173,9 @@ export class Trainer {
     this.step = resume?.state.step ?? 0;
     const tracker = (layers: number, state: LayerMapTrackerState | null | undefined) => (state ? LayerMapTracker.fromState(state) : new LayerMapTracker(layers));
     const hs = options.loss?.hiddenStates ?? 'encoder+decoder';
-    this.encoderMaps = teacher && hs.includes('encoder') && !options.frozenEncoder ? tracker(student.config.encoder_layers, resume?.state.maps.encoder) : null;
-    this.decoderMaps = teacher && hs.includes('decoder') ? tracker(student.config.decoder_layers, resume?.state.maps.decoder) : null;
+    const distilling = !!teacher || !!options.teacherCache;
+    this.encoderMaps = distilling && hs.includes('encoder') && !options.frozenEncoder ? tracker(student.config.encoder_layers, resume?.state.maps.encoder) : null;
+    this.decoderMaps = distilling && hs.includes('decoder') ? tracker(student.config.decoder_layers, resume?.state.maps.decoder) : null;
     this.pendingTensors = resume?.tensors ?? null;
   }
 
@@ -188,7 +205,8 @@ export class Trainer {
     const o = this.options;
     const compiled = await compileDistillationStep(this.gpu, {
       ...o.loss,
-      teacher: this.teacher,
+      teacher: o.teacherCache ? null : this.teacher,
+      cachedTeacher: o.teacherCache ? { config: o.teacherCache.config, topK: o.teacherCache.topK } : undefined,
       student: this.student,
       shape: { batch: o.batchSize, tokens: this.preparer.tokens, padded: true },
       lr: learningRateAt(o.schedule, Math.max(1, step)),
@@ -262,6 +280,7 @@ export class Trainer {
     for (let k = 0; k < micro; k++) {
       const batch = await this.nextBatch();
       const data = this.preparer.assemble(batch.prepared, this.options.batchSize);
+      if (this.options.teacherCache) data.teacher = await this.options.teacherCache.outputs(batch.prepared, this.options.batchSize);
       compiled.write(data);
       const l = await compiled.run(step, lr, { apply: k === micro - 1 });
       for (const key of ['total', 'ce', 'kl', 'hs', 'hsEncoder', 'hsDecoder'] as const) sum[key] += l[key] / micro;
@@ -292,6 +311,7 @@ export class Trainer {
    * the maps chosen on each dev batch), weighted by label tokens.
    */
   async evaluateLoss(examples: readonly TrainingExample[]): Promise<DistillationLosses & { tokens: number }> {
+    if (this.options.teacherCache && !this.teacher) throw new ConfigError('evaluation: the dev losses run the live teacher (the teacher cache holds the training set); give the teacher too');
     const train = await this.stepFor(Math.max(1, this.step));
     if (!this.evalStep) {
       const o = this.options;

@@ -1,0 +1,82 @@
+// dqw teacher-cache, then dqw distill --teacher-cache on real clips with small random models: the
+// cached run's losses equal the live run's with the whole vocabulary cached, differ in the KL with
+// top-8; a cache that does not fit the run (decoder length, manifest row, teacher) is refused by name.
+import { readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { distillCommand } from '../../src/cli/distill.js';
+import { teacherCacheCommand } from '../../src/cli/teacher-cache.js';
+import type { TeacherCacheIndex } from '../../src/distill/teacher-cache.js';
+import { saveHfCheckpoint } from '../../src/io/node-files.js';
+import { parseWhisperConfig } from '../../src/model/config.js';
+import { initWhisperWeights } from '../../src/model/init.js';
+import { fixtureClips, quiet, trainRecords, writeDistillFixture } from './distill-fixture.js';
+
+let dir = '';
+const V = 51_865;
+beforeAll(async () => {
+  dir = (await writeDistillFixture('dqw-teacher-cache-', { teacherLayers: 3, studentLayers: 2, clips: 3 })).dir;
+  for (const k of [V, 8]) await teacherCacheCommand(['--teacher', join(dir, 'teacher'), '--data', join(dir, 'train.jsonl'), '--out', join(dir, `cache-${k}`), '--top-k', String(k), '--max-tokens', '10', '--batch', '2'], quiet());
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const indexOf = (k: number) => JSON.parse(readFileSync(join(dir, `cache-${k}`, 'index.json'), 'utf8')) as TeacherCacheIndex;
+const relDiff = (a: number, b: number) => Math.abs(a - b) / Math.abs(b);
+
+describe('dqw teacher-cache and dqw distill --teacher-cache', () => {
+  const run = (out: string, teacher: string[]) => [
+    ...teacher, '--student', join(dir, 'student.json'), '--init', 'random', '--data', join(dir, 'train.jsonl'), '--out', join(dir, out),
+    '--steps', '3', '--batch', '2', '--lr', '2e-3', '--warmup', '1', '--max-tokens', '10', '--checkpoint-every', '3', '--seed', '3',
+  ];
+
+  it('writes an index of every clip with the teacher, k and decoder length', () => {
+    const index = indexOf(8);
+    expect(index.format).toBe('dqw-teacher-cache');
+    expect(index.topK).toBe(8);
+    expect(index.tokens).toBe(10);
+    expect(index.examples.map((e) => e.text)).toEqual(fixtureClips.map((c) => c.text));
+    expect(index.teacher.config.d_model).toBe(32);
+    expect(index.teacher.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(indexOf(V).teacher.sha256).toBe(index.teacher.sha256);
+    for (const e of index.examples) expect(e.positions).toBeGreaterThan(4);
+  });
+
+  it('k = vocabulary: the cached run gives the live losses to float rounding; k = 8 changes the KL', async () => {
+    await distillCommand(run('live', ['--teacher', join(dir, 'teacher')]), quiet());
+    await distillCommand(run('cached-all', ['--teacher-cache', join(dir, `cache-${V}`)]), quiet());
+    await distillCommand(run('cached-8', ['--teacher-cache', join(dir, 'cache-8'), '--teacher', join(dir, 'teacher')]), quiet());
+    const live = trainRecords(join(dir, 'live'));
+    const all = trainRecords(join(dir, 'cached-all'));
+    const top8 = trainRecords(join(dir, 'cached-8'));
+    expect(all.map((r) => r.step)).toEqual([1, 2, 3]);
+    const lines: string[] = [];
+    for (const [i, r] of live.entries()) {
+      for (const part of ['total', 'ce', 'kl', 'hs'] as const) {
+        lines.push(`step ${r.step} ${part}: live ${r.loss[part]}, k=V ${all[i]!.loss[part]} (rel ${relDiff(all[i]!.loss[part], r.loss[part]).toExponential(1)}), k=8 ${top8[i]!.loss[part]} (rel ${relDiff(top8[i]!.loss[part], r.loss[part]).toExponential(1)})`);
+        expect(relDiff(all[i]!.loss[part], r.loss[part]), `k = V, step ${r.step}, ${part}`).toBeLessThan(1e-5);
+      }
+    }
+    // Step 1 starts from the same student: only the KL sees the truncation.
+    expect(relDiff(top8[0]!.loss.ce, live[0]!.loss.ce)).toBeLessThan(1e-6);
+    expect(relDiff(top8[0]!.loss.kl, live[0]!.loss.kl)).toBeGreaterThan(1e-2);
+    console.log(lines.join('\n'));
+  });
+
+  it('refuses a cache built for another decoder length, manifest or teacher, naming the file and field', async () => {
+    const cache = join(dir, 'cache-8');
+    const index = join(cache, 'index.json');
+    const other = run('refused', ['--teacher-cache', cache]);
+    await expect(distillCommand(other.map((a) => (a === '10' ? '9' : a)), quiet())).rejects.toThrow(new RegExp(`${index.replace(/[.]/g, '\\.')}: tokens 10 differs from this run's decoder length 9`));
+    const edited = join(dir, 'edited.jsonl');
+    writeFileSync(edited, fixtureClips.map((c, i) => JSON.stringify(i === 1 ? { ...c, text: 'Der vor diesem Portal' } : c)).join('\n'));
+    await expect(distillCommand(other.map((a) => (a === join(dir, 'train.jsonl') ? edited : a)), quiet())).rejects.toThrow(/index\.json: examples\[1\]\.text "Der hinter diesem Portal" differs from line 2 of .*edited\.jsonl: "Der vor diesem Portal"/);
+    const teacherConfig = parseWhisperConfig(JSON.parse(readFileSync(join(dir, 'teacher', 'config.json'), 'utf8')), 'teacher config');
+    await saveHfCheckpoint(join(dir, 'other-teacher'), { config: teacherConfig, weights: initWhisperWeights(teacherConfig, 2, { std: 0.1 }) });
+    await expect(distillCommand([...other, '--teacher', join(dir, 'other-teacher')], quiet())).rejects.toThrow(/index\.json: teacher\.sha256 [0-9a-f]{64} differs from --teacher .*other-teacher's weights/);
+    await expect(distillCommand([...other, '--frozen-encoder'], quiet())).rejects.toThrow(/--frozen-encoder needs the live teacher/);
+    // A damaged cache: an example file gone is named when it is read.
+    const gone = join(cache, indexOf(8).examples[0]!.file);
+    unlinkSync(gone);
+    await expect(distillCommand(run('damaged', ['--teacher-cache', cache]), quiet())).rejects.toThrow(new RegExp(`${gone.replace(/[.]/g, '\\.')}: missing \\(listed in .*index\\.json for line 1\\)`));
+  });
+});
