@@ -3,7 +3,8 @@
 // - cross_entropy: loss_r = lse(z_r) - z_r[y_r]; grad = (softmax(z_r) - onehot(y_r)) * scale.
 // - kl_divergence: loss_r = tau^2 * sum_v p_T (log p_T - log p_S), p = softmax(z / tau);
 //   grad w.r.t. the student logits = tau * (p_S - p_T) * scale.
-// - topk_kl_divergence: the same KL against a teacher cached as its top-k logits per row.
+// - topk_kl_divergence: the same KL against a teacher cached as its top-k logits per row
+//   (renormalised over the k, or with the rest of its mass as one tail bucket).
 // - mse_rows: loss_r = mean_c (a - b)^2; grad_a = 2 (a - b) / C * scale, grad_b = -grad_a.
 // - masked_mean: one scalar out of the per-row losses, the mean over valid rows.
 // - row_stats, distance_partial, distance_finish: the dynamic-matching distance matrix
@@ -147,12 +148,20 @@ fn kl_divergence(inv: Invocation, @builtin(workgroup_id) wg: vec3u) {
   if (inv.lid == 0u) { row_loss[row] = rp.tau * rp.tau * total; }
 }
 
-// KL(teacher || student) at temperature tau against a cached top-k teacher (docs/teacher-cache.md):
-// the teacher distribution is softmax(topk_values / tau) renormalised over its k cached logits
-// (ids distinct, in [0, cols)), the student's is the full softmax(logits / tau) over all cols:
-// loss_r = tau^2 * sum_{j<k} q_j (log q_j - log p_S[id_j]); since sum_j q_j = 1 the gradient
-// w.r.t. the student logits is tau * (p_S - q) * scale with q zero outside the k ids. An id
-// outside [0, cols) gives a NaN loss. With k = cols and every id once this is kl_divergence.
+// KL(teacher || student) at temperature tau against a cached top-k teacher (docs/teacher-cache.md),
+// the student's p_S = softmax(logits / tau) over all cols, the teacher's k cached logits at ids
+// (distinct, in [0, cols); an id outside gives a NaN loss). Two forms of the teacher:
+// - renormalised (TAIL off): q = softmax(topk_values / tau) over the k entries;
+//   loss_r = tau^2 * sum_j q_j (log q_j - log p_S[id_j]), grad = tau * (p_S - q) * scale with q
+//   zero outside the ids (sum_j q_j = 1).
+// - with its tail (TAIL on): p_j = exp(topk_values_j / tau - topk_lse[row]), topk_lse the
+//   teacher's logsumexp of logits / tau over the whole vocabulary, so the k entries keep their
+//   true probabilities and the rest R = 1 - sum_j p_j is one bucket against the student's rest
+//   1 - S_K (S_K = sum_j p_S[id_j]): loss_r = tau^2 * (sum_j p_j (log p_j - log p_S[id_j]) +
+//   R log(R / (1 - S_K))); grad = tau * (p_S - q) * scale with q = p_j at the ids and
+//   p_S * R / (1 - S_K) elsewhere (the teacher's tail spread as the student's). With k = cols
+//   there is no tail (R = 0).
+// With k = cols and every id once both are kl_divergence.
 struct TopkParams {
   rows: u32, cols: u32, groups_x: u32, ignore_index: i32,
   grad_scale: f32, accumulate: u32, tau: f32,
@@ -162,6 +171,8 @@ struct TopkParams {
 @group(0) @binding(0) var<uniform> tp: TopkParams;
 @group(0) @binding(5) var<storage, read> topk_values: array<f32>;
 @group(0) @binding(6) var<storage, read> topk_ids: array<i32>;
+@group(0) @binding(7) var<storage, read> topk_lse: array<f32>;
+override TAIL: bool = false;
 
 @compute @workgroup_size(WG)
 fn topk_kl_divergence(inv: Invocation, @builtin(workgroup_id) wg: vec3u) {
@@ -178,7 +189,8 @@ fn topk_kl_divergence(inv: Invocation, @builtin(workgroup_id) wg: vec3u) {
     return;
   }
   let inv_tau = 1.0 / tp.tau;
-  // Online max and sum of exp: the student over the whole row, the teacher over its k entries.
+  // Online max and sum of exp: the student over the whole row, the teacher over its k entries
+  // (renormalised form; with its tail the teacher's logsumexp is given).
   var ms_s = vec2f(NEG_MAX, 0.0);
   var i = inv.lid;
   for (; i + 3u * WG < tp.cols; i += 4u * WG) {
@@ -187,22 +199,17 @@ fn topk_kl_divergence(inv: Invocation, @builtin(workgroup_id) wg: vec3u) {
   }
   for (; i < tp.cols; i += WG) { ms_s = max_sum1(ms_s, logits[base + i] * inv_tau); }
   var ms_t = vec2f(NEG_MAX, 0.0);
-  for (var j = inv.lid; j < tp.k; j += WG) { ms_t = max_sum1(ms_t, topk_values[kbase + j] * inv_tau); }
-  let row_max = vec2f(wg_max(ms_s.x, inv), wg_max(ms_t.x, inv));
-  let lse = row_max + log(wg_sum2(vec2f(ms_s.y, ms_t.y) * exp(vec2f(ms_s.x, ms_t.x) - row_max), inv));
-  let scale = tp.tau * tp.grad_scale / n_valid;
-  // The student part of the gradient over the whole row ...
-  if (WRITE_GRAD) {
-    for (var v = inv.lid; v < tp.cols; v += WG) {
-      let g = exp(logits[base + v] * inv_tau - lse.x) * scale;
-      if (tp.accumulate != 0u) { grad[base + v] += g; } else { grad[base + v] = g; }
-    }
+  if (!TAIL) {
+    for (var j = inv.lid; j < tp.k; j += WG) { ms_t = max_sum1(ms_t, topk_values[kbase + j] * inv_tau); }
   }
-  // ... visible to the whole workgroup before the teacher part is subtracted at the k ids (each
-  // id is one element, written by whichever invocation covered it above).
-  storageBarrier();
+  let row_max = vec2f(wg_max(ms_s.x, inv), wg_max(ms_t.x, inv));
+  var lse = row_max + log(wg_sum2(vec2f(ms_s.y, ms_t.y) * exp(vec2f(ms_s.x, ms_t.x) - row_max), inv));
+  if (TAIL) { lse.y = topk_lse[row]; }
+  let scale = tp.tau * tp.grad_scale / n_valid;
+  // The k entries: their KL terms, and (with the tail) the masses P_K and S_K.
   var kl = 0.0;
   var bad = 0.0;
+  var mass = vec2f(0.0);  // (P_K, S_K)
   for (var j = inv.lid; j < tp.k; j += WG) {
     let id = topk_ids[kbase + j];
     if (id < 0 || u32(id) >= tp.cols) {
@@ -210,12 +217,42 @@ fn topk_kl_divergence(inv: Invocation, @builtin(workgroup_id) wg: vec3u) {
       continue;
     }
     let log_q = topk_values[kbase + j] * inv_tau - lse.y;
+    let log_p_s = logits[base + u32(id)] * inv_tau - lse.x;
     let q = exp(log_q);
-    kl += q * (log_q - (logits[base + u32(id)] * inv_tau - lse.x));
-    if (WRITE_GRAD) { grad[base + u32(id)] -= q * scale; }
+    kl += q * (log_q - log_p_s);
+    mass += vec2f(q, exp(log_p_s));
   }
-  let total = wg_sum2(vec2f(kl, bad), inv);
-  if (inv.lid == 0u) { row_loss[row] = select(tp.tau * tp.tau * total.x, nan_from(tp.rows & 0u), total.y > 0.0); }
+  let sums = wg_sum2(vec2f(kl, bad), inv);
+  var total = sums.x;
+  // The teacher's tail against the student's: R log(R / (1 - S_K)); ratio = R / (1 - S_K).
+  var ratio = 0.0;
+  if (TAIL && tp.k < tp.cols) {
+    let m = wg_sum2(mass, inv);
+    let tail_t = max(1.0 - m.x, 0.0);
+    let tail_s = max(1.0 - m.y, 1e-30);
+    if (tail_t > 0.0) { total += tail_t * (log(tail_t) - log(tail_s)); }
+    ratio = tail_t / tail_s;
+  }
+  if (inv.lid == 0u) { row_loss[row] = select(tp.tau * tp.tau * total, nan_from(tp.rows & 0u), sums.y > 0.0); }
+  if (WRITE_GRAD) {
+    // The student part (with the tail: times 1 - ratio) over the whole row ...
+    for (var v = inv.lid; v < tp.cols; v += WG) {
+      let g = exp(logits[base + v] * inv_tau - lse.x) * (1.0 - ratio) * scale;
+      if (tp.accumulate != 0u) { grad[base + v] += g; } else { grad[base + v] = g; }
+    }
+  }
+  // ... visible to the whole workgroup before the teacher part is added at the k ids (each id
+  // one element, written by whichever invocation covered it above): tau (p_S ratio - q).
+  storageBarrier();
+  if (WRITE_GRAD) {
+    for (var j = inv.lid; j < tp.k; j += WG) {
+      let id = topk_ids[kbase + j];
+      if (id < 0 || u32(id) >= tp.cols) { continue; }
+      let q = exp(topk_values[kbase + j] * inv_tau - lse.y);
+      let p_s = exp(logits[base + u32(id)] * inv_tau - lse.x);
+      grad[base + u32(id)] += (p_s * ratio - q) * scale;
+    }
+  }
 }
 
 // Hidden-state MSE per row; grad (w.r.t. a) and grad_b (w.r.t. b) each written when their flag

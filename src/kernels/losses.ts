@@ -219,13 +219,18 @@ export function klDivergence(
 
 /**
  * KL(teacher || student) against a teacher cached as its top-k logits per row (the teacher
- * cache, docs/teacher-cache.md): q = softmax(topkValues[r] / tau) over the k cached entries (the
- * teacher renormalised over its top-k support), p_S = softmax(student[r] / tau) over the whole
- * row; rowLoss[r] = tau^2 * sum_j q_j (log q_j - log p_S[topkIds[r, j]]) and with `grad`,
- * grad[r] = tau * (p_S - q) * gradScale / n_valid (q zero outside the ids), without storing
- * probabilities. Masked rows get loss 0 and gradient 0. student, grad: [..., V] f32;
- * topkValues: [..., k] f32; topkIds: [..., k] i32, distinct per row (an id outside [0, V) makes
- * the row's loss NaN); rowLoss: [...] f32. With k = V and every id once it equals klDivergence.
+ * cache, docs/teacher-cache.md), p_S = softmax(student[r] / tau) over the whole row, without
+ * storing probabilities. Without `teacherLogsumexp` the teacher is renormalised over its top k:
+ * q = softmax(topkValues[r] / tau), rowLoss[r] = tau^2 * sum_j q_j (log q_j - log p_S[id_j]).
+ * With `teacherLogsumexp` ([...] f32: the teacher's logsumexp of logits / tau over the whole
+ * vocabulary) the k entries keep their probabilities p_j = exp(v_j / tau - lse) and the rest of
+ * the teacher's mass R = 1 - sum p_j is one bucket against the student's rest 1 - S_K:
+ * rowLoss[r] = tau^2 * (sum_j p_j (log p_j - log p_S[id_j]) + R log(R / (1 - S_K))). With
+ * `grad`, grad[r] = tau * (p_S - q) * gradScale / n_valid, q the teacher's probabilities at the
+ * ids and, outside them, 0 (renormalised) or p_S R / (1 - S_K) (tail). Masked rows get loss 0
+ * and gradient 0. student, grad: [..., V] f32; topkValues: [..., k] f32; topkIds: [..., k] i32,
+ * distinct per row (an id outside [0, V) makes the row's loss NaN); rowLoss: [...] f32. With
+ * k = V and every id once both forms equal klDivergence.
  */
 export function topkKlDivergence(
   rec: Recorder,
@@ -233,7 +238,7 @@ export function topkKlDivergence(
   topkValues: Tensor,
   topkIds: Tensor,
   rowLoss: Tensor,
-  opts: FusedGradOptions & { tau?: number; mask?: RowMask; grad?: Tensor } = {},
+  opts: FusedGradOptions & { tau?: number; mask?: RowMask; grad?: Tensor; teacherLogsumexp?: Tensor } = {},
 ): void {
   const what = whatOf('topkKlDivergence', opts.label);
   const tau = opts.tau ?? 1;
@@ -254,15 +259,21 @@ export function topkKlDivergence(
     expectDType(opts.grad, ['f32'], what);
     expectShape(opts.grad, student.shape, what);
   }
+  const lse = opts.teacherLogsumexp;
+  if (lse) {
+    expectDType(lse, ['f32'], what);
+    expectShape(lse, rowShape, what);
+  }
   const launch = rowLaunch(rec, rows, cols);
   const n = rows * cols;
   rec.dispatch(
-    { shader: 'losses', entry: 'topk_kl_divergence', variant: launch.variant, constants: { ...launch.constants, HAS_MASK: opts.mask ? 1 : 0, WRITE_GRAD: opts.grad ? 1 : 0 } },
+    { shader: 'losses', entry: 'topk_kl_divergence', variant: launch.variant, constants: { ...launch.constants, HAS_MASK: opts.mask ? 1 : 0, WRITE_GRAD: opts.grad ? 1 : 0, TAIL: lse ? 1 : 0 } },
     {
       tensors: {
         logits: student,
         topk_values: topkValues,
         topk_ids: topkIds,
+        topk_lse: lse ?? placeholder(rec, 'f32', 'topk_lse'),
         ids: opts.mask?.ids ?? placeholder(rec, 'i32', 'ids'),
         row_loss: rowLoss,
         grad: opts.grad ?? placeholder(rec, 'f32', 'grad'),
@@ -277,7 +288,7 @@ export function topkKlDivergence(
         tau,
         k,
       },
-      sizes: { logits: n, topk_values: rows * k, topk_ids: rows * k, ids: opts.mask ? rows : 0, row_loss: rows, grad: opts.grad ? n : 0 },
+      sizes: { logits: n, topk_values: rows * k, topk_ids: rows * k, topk_lse: lse ? rows : 0, ids: opts.mask ? rows : 0, row_loss: rows, grad: opts.grad ? n : 0 },
       workgroups: launch.workgroups,
       // Student: online max/sum, then exp and scale per element; teacher: the same over k.
       flops: n * (opts.grad ? 9 : 5) + 12 * rows * k,

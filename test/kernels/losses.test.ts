@@ -32,6 +32,15 @@ function maskOf(rows: number, ignored: number[]): Int32Array {
   return Int32Array.from({ length: rows }, (_, r) => (ignored.includes(r) ? 0 : 1));
 }
 
+/** log sum_i exp(scale * x_i) in float64. */
+function logSumExp(x: ArrayLike<number>, scale: number): number {
+  let max = -Infinity;
+  for (let i = 0; i < x.length; i++) max = Math.max(max, x[i]! * scale);
+  let sum = 0;
+  for (let i = 0; i < x.length; i++) sum += Math.exp(x[i]! * scale - max);
+  return max + Math.log(sum);
+}
+
 async function readAll(g: Gpu, ...ts: Parameters<Gpu['readF32']>[0][]): Promise<Float32Array[]> {
   return Promise.all(ts.map((t) => g.readF32(t)));
 }
@@ -101,32 +110,39 @@ for (const path of paths) {
       });
     }
 
-    for (const { shape, k, tau, ignored, accumulate } of [
-      { shape: [6, 37], k: 7, tau: 2, ignored: [0, 4], accumulate: false },
-      { shape: [2, 3, 100], k: 100, tau: 1, ignored: [4], accumulate: true },
-      { shape: [3, 51_865], k: 64, tau: 2, ignored: null, accumulate: false },
-      { shape: [2, 51_865], k: 51_865, tau: 2, ignored: null, accumulate: false },
+    for (const { shape, k, tau, ignored, accumulate, tail } of [
+      { shape: [6, 37], k: 7, tau: 2, ignored: [0, 4], accumulate: false, tail: false },
+      { shape: [6, 37], k: 7, tau: 2, ignored: [0, 4], accumulate: false, tail: true },
+      { shape: [2, 3, 100], k: 100, tau: 1, ignored: [4], accumulate: true, tail: false },
+      { shape: [2, 3, 100], k: 13, tau: 1, ignored: [4], accumulate: true, tail: true },
+      { shape: [3, 51_865], k: 64, tau: 2, ignored: null, accumulate: false, tail: false },
+      { shape: [3, 51_865], k: 64, tau: 2, ignored: null, accumulate: false, tail: true },
+      { shape: [2, 51_865], k: 51_865, tau: 2, ignored: null, accumulate: false, tail: false },
+      { shape: [2, 51_865], k: 51_865, tau: 2, ignored: null, accumulate: false, tail: true },
     ]) {
       const vocab = shape[shape.length - 1]!;
       const rows = shape.reduce((a, b) => a * b, 1) / vocab;
-      it(`top-k KL (k ${k}) at tau ${tau} on [${shape.join(', ')}]${ignored ? ` with masked rows ${ignored.join(', ')}` : ''}${accumulate ? ', accumulating' : ''}`, async (ctx) => {
+      it(`top-k KL (k ${k}${tail ? ', tail bucket' : ', renormalised'}) at tau ${tau} on [${shape.join(', ')}]${ignored ? ` with masked rows ${ignored.join(', ')}` : ''}${accumulate ? ', accumulating' : ''}`, async (ctx) => {
         const g = ready(() => ctx.skip());
         const rowShape = shape.slice(0, -1);
         const sHost = randomArray(rows * vocab, vocab + 7, 6).map((v) => v - 100);
         const tHost = randomArray(rows * vocab, vocab + 8, 6).map((v) => v + 100);
         const top = topKRows(tHost, rows, vocab, k, 'teacher logits');
+        // The teacher's logsumexp of logits / tau over the whole row (float64, rounded to f32).
+        const lseHost = Float32Array.from({ length: rows }, (_, r) => logSumExp(tHost.subarray(r * vocab, (r + 1) * vocab), 1 / tau));
         const mHost = maskOf(rows, ignored ?? []);
         const prior = randomArray(rows * vocab, 9, 0.01);
         const student = g.upload(sHost, shape, 'f32', 'student logits');
         const values = g.upload(top.values, [...rowShape, k], 'f32', 'top-k values');
         const ids = g.upload(top.ids, [...rowShape, k], 'i32', 'top-k ids');
         const mask = g.upload(mHost, rowShape, 'i32', 'mask');
+        const lse = g.upload(lseHost, rowShape, 'f32', 'teacher logsumexp');
         const rowLoss = g.empty(rowShape, 'f32', 'kl');
         const grad = g.upload(prior, shape, 'f32', 'dstudent'); // overwritten, or added to with accumulate
         const out = g.empty([1], 'f32', 'loss');
-        await g.run((rec) => topkKlDivergence(rec, student, values, ids, rowLoss, { tau, mask: ignored ? { ids: mask, ignoreIndex: 0 } : undefined, grad, accumulate, mean: { out } }));
+        await g.run((rec) => topkKlDivergence(rec, student, values, ids, rowLoss, { tau, mask: ignored ? { ids: mask, ignoreIndex: 0 } : undefined, grad, accumulate, mean: { out }, teacherLogsumexp: tail ? lse : undefined }));
         const valid = validRows(rows, mHost, 0);
-        const ref = topkKlRef(sHost, top.values, top.ids, rows, vocab, k, tau, valid);
+        const ref = topkKlRef(sHost, top.values, top.ids, rows, vocab, k, tau, valid, 1, tail ? lseHost : undefined);
         const expectedGrad = accumulate ? ref.grad.map((v, i) => v + prior[i]!) : ref.grad;
         const [lossGpu, gradGpu, outGpu] = await readAll(g, rowLoss, grad, out);
         // As the dense KL: f32 differences of log-probabilities, tau^2 per unit of KL; the
@@ -141,11 +157,13 @@ for (const path of paths) {
           expectClose(lossGpu!, dense.rowLoss, tol, 'row losses vs dense KL');
           expectClose(gradGpu!, accumulate ? dense.grad.map((v, i) => v + prior[i]!) : dense.grad, { atol: 6e-8 * tau, rtol: 1e-5 }, 'gradient vs dense KL');
         } else {
-          // Truncation drops teacher mass: the sparse loss differs from the dense one.
+          // Truncation changes the loss. With the tail as one bucket it is a lower bound of the
+          // full KL (log-sum inequality: the tail's own KL terms sum to at least R log(R / (1 - S_K))).
           const dense = klRef(sHost, tHost, rows, vocab, tau, valid);
           expect(Math.abs(outGpu![0]! - dense.mean)).toBeGreaterThan(1e-3);
+          if (tail) lossGpu!.forEach((v, r) => expect(v, `row ${r}`).toBeLessThanOrEqual(dense.rowLoss[r]! + tol.atol));
         }
-        g.free(student, values, ids, mask, rowLoss, grad, out);
+        g.free(student, values, ids, mask, lse, rowLoss, grad, out);
       });
     }
 
@@ -312,6 +330,59 @@ describe('loss gradients vs finite differences and TF.js', () => {
     const tfGrad = await tf.grad(lossFn)(tf.tensor2d(sHost, [rows, vocab])).data();
     expectClose(gpuGrad, tfGrad, { atol: 2e-8, rtol: 1e-5 }, 'vs TF.js');
     g.free(student, values, ids, mask, rowLoss, grad);
+  });
+
+  it('top-k KL with the teacher tail at tau 2 with a masked row', async () => {
+    const g = gpu();
+    const [tau, k] = [2, 6];
+    const sHost = randomArray(rows * vocab, 39, 4);
+    const tHost = randomArray(rows * vocab, 40, 4);
+    const top = topKRows(tHost, rows, vocab, k);
+    const lseHost = Float32Array.from({ length: rows }, (_, r) => logSumExp(tHost.subarray(r * vocab, (r + 1) * vocab), 1 / tau));
+    const mHost = maskOf(rows, [2]);
+    const valid = validRows(rows, mHost, 0);
+    const student = g.upload(sHost, [rows, vocab], 'f32', 'student');
+    const values = g.upload(top.values, [rows, k], 'f32', 'top-k values');
+    const ids = g.upload(top.ids, [rows, k], 'i32', 'top-k ids');
+    const lse = g.upload(lseHost, [rows], 'f32', 'teacher logsumexp');
+    const mask = g.upload(mHost, [rows], 'i32', 'mask');
+    const rowLoss = g.empty([rows], 'f32', 'kl');
+    const grad = g.empty([rows, vocab], 'f32', 'dstudent');
+    await g.run((rec) => topkKlDivergence(rec, student, values, ids, rowLoss, { tau, mask: { ids: mask, ignoreIndex: 0 }, grad, teacherLogsumexp: lse }));
+    const gpuGrad = await g.readF32(grad);
+    const fd = finiteDifference((s) => topkKlRef(s, top.values, top.ids, rows, vocab, k, tau, valid, 1, lseHost).mean, sHost, 1e-4);
+    expectClose(gpuGrad, fd, { atol: 2e-8, rtol: 1e-5 }, 'vs finite differences');
+
+    const tf = await tfCpu();
+    // p at the ids (zero elsewhere), the ids' indicator, and R per row, as constants.
+    const pDense = new Float32Array(rows * vocab);
+    const inK = new Float32Array(rows * vocab);
+    const tail = new Float32Array(rows);
+    for (let r = 0; r < rows; r++) {
+      let sum = 0;
+      for (let j = 0; j < k; j++) {
+        const p = Math.exp(top.values[r * k + j]! / tau - lseHost[r]!);
+        pDense[r * vocab + top.ids[r * k + j]!] = p;
+        inK[r * vocab + top.ids[r * k + j]!] = 1;
+        sum += p;
+      }
+      tail[r] = 1 - sum;
+    }
+    const w = tf.tensor1d(Float32Array.from(valid, (v) => (v ? 1 : 0)));
+    const count = valid.filter(Boolean).length;
+    const p = tf.tensor2d(pDense, [rows, vocab]);
+    const K = tf.tensor2d(inK, [rows, vocab]);
+    const R = tf.tensor1d(tail);
+    const lossFn = (s: TfTensor) => {
+      const logS = tf.logSoftmax(tf.div(s, tau));
+      const head = tf.neg(tf.sum(tf.mul(p, logS), 1));
+      const sK = tf.sum(tf.mul(K, tf.exp(logS)), 1);
+      const tailTerm = tf.neg(tf.mul(R, tf.log(tf.sub(1, sK))));
+      return tf.div(tf.mul(tau * tau, tf.sum(tf.mul(tf.add(head, tailTerm), w))), count) as TfTensor;
+    };
+    const tfGrad = await tf.grad(lossFn)(tf.tensor2d(sHost, [rows, vocab])).data();
+    expectClose(gpuGrad, tfGrad, { atol: 2e-8, rtol: 1e-5 }, 'vs TF.js');
+    g.free(student, values, ids, lse, mask, rowLoss, grad);
   });
 
   it('MSE for both inputs', async () => {

@@ -66,9 +66,12 @@ export function klRef(student: ArrayLike<number>, teacher: ArrayLike<number>, ro
 }
 
 /**
- * tau^2 * KL(q || softmax(student/tau)) per row where q = softmax(values/tau) over the row's k
- * cached teacher logits at `ids` (zero elsewhere); gradient w.r.t. student of the masked mean,
- * from the definition: d/dz_v = tau * (p_S[v] * sum_j q_j - sum_{j: ids_j = v} q_j).
+ * tau^2 * KL(teacher || softmax(student/tau)) per row against a top-k teacher: the k cached
+ * logits `values` at `ids`; renormalised (q = softmax(values/tau) over the k) without `tailLse`,
+ * or with `tailLse[r]` (the teacher's full-vocabulary logsumexp of logits/tau) as p_j =
+ * exp(values_j/tau - lse) plus one tail bucket R = 1 - sum p_j against the student's rest
+ * 1 - S_K. The gradient w.r.t. student of the masked mean is differentiated by hand from the
+ * loss: d/dz_v = tau * (p_S[v] * sum_j q_j - q[v] + R * (p_S[v] [v in K] - p_S[v] S_K) / (1 - S_K)).
  */
 export function topkKlRef(
   student: ArrayLike<number>,
@@ -80,6 +83,7 @@ export function topkKlRef(
   tau: number,
   valid: boolean[],
   gradScale = 1,
+  tailLse?: ArrayLike<number>,
 ): LossRef {
   const rowLoss = new Float64Array(rows);
   const grad = new Float64Array(rows * cols);
@@ -87,18 +91,29 @@ export function topkKlRef(
   for (let r = 0; r < rows; r++) {
     if (!valid[r]) continue;
     const ls = logSoftmaxRow(student, r * cols, cols, 1 / tau);
-    const lq = logSoftmaxRow(values, r * k, k, 1 / tau);
+    const lq = tailLse ? Float64Array.from({ length: k }, (_, j) => values[r * k + j]! / tau - tailLse[r]!) : logSoftmaxRow(values, r * k, k, 1 / tau);
     let kl = 0;
     let qSum = 0;
+    let sK = 0;
+    const inK = new Set<number>();
     for (let j = 0; j < k; j++) {
       const q = Math.exp(lq[j]!);
-      kl += q * (lq[j]! - ls[ids[r * k + j]!]!);
+      const id = ids[r * k + j]!;
+      kl += q * (lq[j]! - ls[id]!);
       qSum += q;
-      const at = r * cols + ids[r * k + j]!;
+      sK += Math.exp(ls[id]!);
+      inK.add(id);
+      const at = r * cols + id;
       grad[at] = grad[at]! - (tau * q * gradScale) / count;
     }
+    const tail = tailLse && k < cols ? Math.max(1 - qSum, 0) : 0;
+    if (tail > 0) kl += tail * Math.log(tail / (1 - sK));
     rowLoss[r] = tau * tau * kl;
-    for (let c = 0; c < cols; c++) grad[r * cols + c] = grad[r * cols + c]! + (tau * Math.exp(ls[c]!) * qSum * gradScale) / count;
+    for (let c = 0; c < cols; c++) {
+      const ps = Math.exp(ls[c]!);
+      const tailPart = tail > 0 ? (tail * (ps * (inK.has(c) ? 1 : 0) - ps * sK)) / (1 - sK) : 0;
+      grad[r * cols + c] = grad[r * cols + c]! + (tau * (ps * qSum + tailPart) * gradScale) / count;
+    }
   }
   return { rowLoss, grad, ...meanOf(rowLoss, valid) };
 }
