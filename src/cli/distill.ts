@@ -10,7 +10,7 @@ import { BatchPreparer, decoderLength } from '../distill/batch.js';
 import { formatLayerMap, type LayerMatchingStrategy } from '../distill/matching.js';
 import type { LearningRateDecay } from '../distill/schedule.js';
 import { initStudentFromTeacher } from '../distill/student-init.js';
-import type { HiddenStateMatching } from '../distill/step.js';
+import { defaultDistillationLoss, type CachedKlForm, type HiddenStateMatching } from '../distill/step.js';
 import { Trainer, trainerStateFrom, type TrainerOptions, type TrainerResume } from '../distill/trainer.js';
 import { DqwError } from '../errors.js';
 import { Evaluator, formatEvalTable, type EvaluationResult } from '../eval/evaluate.js';
@@ -63,6 +63,9 @@ export const distillUsage = `usage: dqw distill --teacher <ckpt> --student <pres
   --teacher-cache <dir>   read the teacher's outputs from dqw teacher-cache instead of running
                           it (KL over the cached top-k); --teacher is then needed only for
                           copy-layers init and the dev losses, and is checked against the cache
+  --teacher-cache-kl <f>  tail (default: the k cached logits at their probabilities plus the rest
+                          of the teacher's mass as one bucket; needs the cache's --tau = --tau)
+                          or renormalised (the teacher renormalised over its k logits)
   --student <s>           preset (tiny, base, ...), a config.json, or a checkpoint
   --init <i>              copy-layers (default when the widths agree: maximally spaced teacher
                           layers), random, or ckpt (the --student checkpoint's weights)
@@ -96,6 +99,7 @@ ${common}`;
 interface RunArgs {
   teacher?: string;
   teacherCache?: string;
+  teacherCacheKl: CachedKlForm;
   student: string;
   init?: 'copy-layers' | 'random' | 'ckpt';
   data: string;
@@ -120,7 +124,7 @@ function parseRunArgs(argv: string[], distill: boolean): RunArgs {
     args: argv,
     allowPositionals: true,
     options: {
-      teacher: { type: 'string' }, 'teacher-cache': { type: 'string' }, student: { type: 'string' }, model: { type: 'string' }, init: { type: 'string' },
+      teacher: { type: 'string' }, 'teacher-cache': { type: 'string' }, 'teacher-cache-kl': { type: 'string', default: 'tail' }, student: { type: 'string' }, model: { type: 'string' }, init: { type: 'string' },
       data: { type: 'string' }, dev: { type: 'string' }, out: { type: 'string' },
       steps: { type: 'string', default: '1000' }, batch: { type: 'string', default: '8' }, accumulate: { type: 'string', default: '1' }, lr: { type: 'string', default: '1e-4' },
       warmup: { type: 'string' }, decay: { type: 'string', default: 'linear' }, 'weight-decay': { type: 'string', default: '0.01' },
@@ -148,6 +152,8 @@ function parseRunArgs(argv: string[], distill: boolean): RunArgs {
   if (!distill) for (const k of distillOnly) if (values[k] !== undefined && values[k] !== false) throw fail(`--${k} is an option of dqw distill, not dqw train`);
   const student = distill ? values.student : values.model;
   if (distill && !values.teacher && !values['teacher-cache']) throw fail('--teacher is required (or --teacher-cache)');
+  if (!['tail', 'renormalised'].includes(values['teacher-cache-kl'])) throw fail(`--teacher-cache-kl must be tail or renormalised, got "${values['teacher-cache-kl']}"`);
+  if (values['teacher-cache-kl'] !== 'tail' && !values['teacher-cache']) throw fail('--teacher-cache-kl needs --teacher-cache');
   if (values['teacher-cache'] && values['frozen-encoder']) throw fail('--frozen-encoder needs the live teacher (the teacher cache holds no encoder output to attend to)');
   if (values['teacher-cache'] && values.dev && !values.teacher) throw fail('--dev with --teacher-cache needs --teacher too: the dev losses run the live teacher');
   if (!student) throw fail(distill ? '--student is required' : '--model is required');
@@ -172,6 +178,7 @@ function parseRunArgs(argv: string[], distill: boolean): RunArgs {
   return {
     teacher: values.teacher,
     teacherCache: values['teacher-cache'],
+    teacherCacheKl: values['teacher-cache-kl'] as CachedKlForm,
     student,
     init: values.init as RunArgs['init'],
     data: values.data,
@@ -326,11 +333,11 @@ async function runTraining(argv: string[], distill: boolean, io: CommandIo): Pro
   const tokens = decoderLength(tokenizer, studentConfig, train.examples, args.maxTokens);
   if (cacheReader) {
     const entries = matchTeacherCache(cacheReader.index, cacheReader.indexFile, {
-      tokens, examples: train.examples,
+      tokens, tau: args.trainer.loss?.tau ?? defaultDistillationLoss.tau, klForm: args.teacherCacheKl, examples: train.examples,
       teacher: teacherCkpt && teacherDigest ? { config: teacherCkpt.config, sha256: teacherDigest, path: args.teacher! } : undefined,
     });
-    args.trainer.teacherCache = teacherCacheSource(cacheReader, entries);
-    log(`teacher outputs from ${args.teacherCache}: top-${cacheReader.index.topK} logits, ${cacheReader.index.examples.length} examples`);
+    args.trainer.teacherCache = teacherCacheSource(cacheReader, entries, args.teacherCacheKl);
+    log(`teacher outputs from ${args.teacherCache}: top-${cacheReader.index.topK} logits (KL ${args.teacherCacheKl}), ${cacheReader.index.examples.length} examples`);
   }
   const preparer = new BatchPreparer(gpu, studentConfig, tokenizer, melFilters, tokens);
   const trainer = new Trainer(gpu, teacher, student, preparer, train.examples, readAudioFile16k, args.trainer, resume);
@@ -368,7 +375,7 @@ async function runTraining(argv: string[], distill: boolean, io: CommandIo): Pro
   try {
     await record(resumedFrom
       ? { type: 'resume', step: trainer.step, from: resumedFrom }
-      : { type: 'run', startedAt: new Date().toISOString(), command: `dqw ${distill ? 'distill' : 'train'} ${argv.join(' ')}`, teacher: args.teacher, teacherCache: args.teacherCache, student: args.student, options: { ...args.trainer, teacherCache: args.teacherCache, quantize: plan ? (args.quantPlan ?? args.quant) : 'none' } });
+      : { type: 'run', startedAt: new Date().toISOString(), command: `dqw ${distill ? 'distill' : 'train'} ${argv.join(' ')}`, teacher: args.teacher, teacherCache: args.teacherCache, student: args.student, options: { ...args.trainer, teacherCache: args.teacherCache, teacherCacheKl: args.teacherCache ? args.teacherCacheKl : undefined, quantize: plan ? (args.quantPlan ?? args.quant) : 'none' } });
     log(`${distill ? 'distilling' : 'training'} on ${gpu.adapter.description || gpu.adapter.device || 'WebGPU'}: ${train.examples.length} examples, batch ${args.trainer.batchSize} x ${tokens} tokens${(args.trainer.microBatches ?? 1) > 1 ? ` x ${args.trainer.microBatches} micro-batches` : ''}, ${args.trainer.steps} steps${plan ? `, fake-quant ${args.quantPlan ?? args.quant} after ${args.trainer.quantWarmupSteps ?? 0} float steps` : ''}`);
     const bar = progressBar(io.stderr, '[{bar}] {progress}');
     const startStep = trainer.step;

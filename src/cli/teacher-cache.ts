@@ -25,6 +25,8 @@ export const teacherCacheUsage = `usage: dqw teacher-cache --teacher <ckpt> --da
   --max-tokens <n>    decoder positions per example, as dqw distill --max-tokens (default: the
                       longest label sequence, as dqw distill computes it)
   --batch <n>         examples per teacher forward (default 8)
+  --tau <x>           temperature of the stored logsumexp, which dqw distill's 'tail' KL form
+                      reads: the distill run's --tau (default 2)
 `;
 
 /** `dqw teacher-cache`. */
@@ -38,7 +40,7 @@ export async function teacherCacheCommand(argv: string[], io: CommandIo = proces
     allowPositionals: true,
     options: {
       teacher: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' },
-      'top-k': { type: 'string', default: '64' }, 'max-tokens': { type: 'string' }, batch: { type: 'string', default: '8' },
+      'top-k': { type: 'string', default: '64' }, tau: { type: 'string', default: '2' }, 'max-tokens': { type: 'string' }, batch: { type: 'string', default: '8' },
     },
   });
   const fail = (msg: string) => new DqwError(`${msg}\n${teacherCacheUsage}`);
@@ -53,6 +55,8 @@ export async function teacherCacheCommand(argv: string[], io: CommandIo = proces
   const topK = int('top-k', values['top-k'], 1)!;
   const batch = int('batch', values.batch, 1)!;
   const maxTokens = int('max-tokens', values['max-tokens'], 2);
+  const tau = Number(values.tau);
+  if (!(Number.isFinite(tau) && tau > 0)) throw fail(`--tau must be a number > 0, got "${values.tau}"`);
   const out = values.out!;
   const log = (line: string) => io.stderr.write(`${line}\n`);
 
@@ -87,7 +91,7 @@ export async function teacherCacheCommand(argv: string[], io: CommandIo = proces
         else prepared.push(p);
       }
       if (prepared.length) {
-        const outputs = await forward.run(preparer.assemble(prepared, batch), topK);
+        const outputs = await forward.run(preparer.assemble(prepared, batch), topK, tau);
         for (const [b, p] of prepared.entries()) {
           const positions = p.sequence.length - 1;
           const entry: TeacherCacheEntry = {
@@ -106,7 +110,7 @@ export async function teacherCacheCommand(argv: string[], io: CommandIo = proces
     await writeTeacherCacheIndex(out, {
       format: TEACHER_CACHE_FORMAT, version: TEACHER_CACHE_VERSION,
       teacher: { path: values.teacher!, config, sha256 }, manifest: values.data!,
-      topK, tokens, statesDtype: 'F32', examples: entries, skipped,
+      topK, tau, tokens, statesDtype: 'F32', examples: entries, skipped,
     });
     if (skipped.length) log(`${skipped.length} clips could not be loaded and were skipped: ${skipped.map((s) => `line ${s.line} (${s.reason})`).join('; ')}`);
     log(`done: ${entries.length} examples cached in ${out}`);

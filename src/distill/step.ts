@@ -71,9 +71,11 @@ export interface DistillationStepOptions extends DistillationLossOptions, Omit<A
    * Distil from a teacher cache (docs/teacher-cache.md) instead of a teacher forward (`teacher`
    * must be null): each batch carries the teacher's top-k logits per position and its hidden
    * states (DistillationBatch.teacher); the KL is taken over the top-k support (the teacher's
-   * softmax at tau renormalised over the k cached logits), the rest is unchanged.
+   * softmax at tau renormalised over the k cached logits, or with `klForm` 'tail' the k at their
+   * true probabilities plus the rest of the teacher's mass as one bucket, which needs the
+   * teacher's logsumexp at this tau in the batch), the rest is unchanged.
    */
-  cachedTeacher?: { config: WhisperConfig; topK: number };
+  cachedTeacher?: { config: WhisperConfig; topK: number; klForm?: CachedKlForm };
   student: WhisperWeights;
   shape: WhisperShape;
   /** Student parameters to train (default all but the encoder positions). */
@@ -129,12 +131,20 @@ export interface DistillationBatch {
   teacher?: CachedTeacherOutputs;
 }
 
+/**
+ * How the KL reads a top-k teacher: renormalised over the k cached logits, or the k at their
+ * probabilities plus one tail bucket (kernels/losses topkKlDivergence).
+ */
+export type CachedKlForm = 'renormalised' | 'tail';
+
 /** A batch's teacher outputs from a teacher cache, the layouts the step's inputs take. */
 export interface CachedTeacherOutputs {
   /** f32 [batch, tokens, k] raw teacher logits per decoder position, largest first. */
   topkValues: Float32Array;
   /** i32 [batch, tokens, k] their token ids, distinct per position. */
   topkIds: Int32Array;
+  /** f32 [batch, tokens]: the teacher's logsumexp of logits / tau over the vocabulary (the 'tail' KL form). */
+  teacherLogsumexp?: Float32Array;
   /** f32 [encoder_layers, batch, max_source_positions, d_model]: teacher encoder states 1..L (with encoder matching). */
   encoderStates?: Float32Array;
   /** f32 [decoder_layers, batch, tokens, d_model]: teacher decoder states 1..L (with decoder matching). */
@@ -145,6 +155,7 @@ export interface CachedTeacherOutputs {
 interface CachedTeacherInputs {
   topkValues: GraphTensor;
   topkIds: GraphTensor;
+  teacherLogsumexp: GraphTensor | null;
   encoderStates: GraphTensor | null;
   decoderStates: GraphTensor | null;
 }
@@ -232,6 +243,10 @@ export class DistillationStep {
       if (!t) throw new ShapeError('distillation step: compiled for a teacher cache, so the batch needs its cached teacher outputs (batch.teacher)');
       c.write(cached.topkValues, t.topkValues);
       c.write(cached.topkIds, t.topkIds);
+      if (cached.teacherLogsumexp) {
+        if (!t.teacherLogsumexp) throw new ShapeError("distillation step: the cached teacher outputs lack teacherLogsumexp, which the 'tail' KL reads");
+        c.write(cached.teacherLogsumexp, t.teacherLogsumexp);
+      }
       for (const [input, states, what] of [
         [cached.encoderStates, t.encoderStates, 'encoderStates'],
         [cached.decoderStates, t.decoderStates, 'decoderStates'],
@@ -431,6 +446,7 @@ export async function compileDistillationStep(gpu: Gpu, opts: DistillationStepOp
     ? {
         topkValues: g.input([B, T, cachedTeacher.topK], 'f32', 'teacher top-k logits'),
         topkIds: g.input([B, T, cachedTeacher.topK], 'i32', 'teacher top-k ids'),
+        teacherLogsumexp: cachedTeacher.klForm === 'tail' ? g.input([B, T], 'f32', 'teacher logsumexp') : null,
         encoderStates: sides.includes('encoder') ? g.input([cachedTeacher.config.encoder_layers, B, cachedTeacher.config.max_source_positions, cachedTeacher.config.d_model], 'f32', 'teacher encoder states') : null,
         decoderStates: sides.includes('decoder') ? g.input([cachedTeacher.config.decoder_layers, B, T, cachedTeacher.config.d_model], 'f32', 'teacher decoder states') : null,
       }
@@ -438,7 +454,7 @@ export async function compileDistillationStep(gpu: Gpu, opts: DistillationStepOp
   const kl = teacher
     ? loss(klDivergenceLoss(g, student.logits, teacher.logits, klOpts), beta)
     : cached
-      ? loss(topkKlDivergenceLoss(g, student.logits, cached.topkValues, cached.topkIds, klOpts), beta)
+      ? loss(topkKlDivergenceLoss(g, student.logits, cached.topkValues, cached.topkIds, { ...klOpts, teacherLogsumexp: cached.teacherLogsumexp ?? undefined }), beta)
       : null;
 
   // Hidden-state matching, encoder and decoder separately.

@@ -5,7 +5,7 @@
 import { ConfigError } from '../errors.js';
 import type { TrainingExample } from '../data/examples.js';
 import type { WhisperConfig } from '../model/config.js';
-import type { CachedTeacherOutputs } from './step.js';
+import type { CachedKlForm, CachedTeacherOutputs } from './step.js';
 
 export const TEACHER_CACHE_FORMAT = 'dqw-teacher-cache';
 export const TEACHER_CACHE_VERSION = 1;
@@ -41,6 +41,8 @@ export interface TeacherCacheIndex {
   manifest: string;
   /** Logits kept per decoder position. */
   topK: number;
+  /** Temperature of the stored logsumexp (the 'tail' KL form needs the run's tau to be this). */
+  tau: number;
   /** Decoder length of the batches (the distill run's must be equal: the same cut of long sequences). */
   tokens: number;
   /** Storage of the hidden states ('F32'). */
@@ -50,10 +52,14 @@ export interface TeacherCacheIndex {
   skipped: { line: number; reason: string }[];
 }
 
-/** One example's cached tensors: [positions, k] top-k, [encoder_layers, S, d] and [decoder_layers, positions, d] states. */
+/**
+ * One example's cached tensors: [positions, k] top-k, [positions] logsumexp of logits / tau,
+ * [encoder_layers, S, d] and [decoder_layers, positions, d] states.
+ */
 export interface TeacherCacheRecord {
   topkValues: Float32Array;
   topkIds: Int32Array;
+  teacherLogsumexp: Float32Array;
   encoderStates: Float32Array;
   decoderStates: Float32Array;
 }
@@ -79,6 +85,7 @@ export function parseTeacherCacheIndex(json: unknown, file: string): TeacherCach
   const topK = int(json.topK, 'topK', 1);
   if (topK > (config.vocab_size as number)) fail('topK', `${topK} exceeds teacher.config.vocab_size ${config.vocab_size as number}`);
   const tokens = int(json.tokens, 'tokens', 2);
+  if (typeof json.tau !== 'number' || !(json.tau > 0)) fail('tau', `must be a number > 0, got ${JSON.stringify(json.tau)}`);
   if (json.statesDtype !== 'F32') fail('statesDtype', `is ${JSON.stringify(json.statesDtype)}, expected "F32"`);
   if (typeof json.manifest !== 'string') fail('manifest', 'must be a string');
   if (!Array.isArray(json.examples)) return fail('examples', 'must be an array');
@@ -103,8 +110,11 @@ export function parseTeacherCacheIndex(json: unknown, file: string): TeacherCach
 export function matchTeacherCache(
   index: TeacherCacheIndex,
   file: string,
-  run: { tokens: number; examples: readonly TrainingExample[]; teacher?: { config: WhisperConfig; sha256: string; path: string } },
+  run: { tokens: number; tau: number; klForm: CachedKlForm; examples: readonly TrainingExample[]; teacher?: { config: WhisperConfig; sha256: string; path: string } },
 ): Map<TrainingExample, TeacherCacheEntry> {
+  if (run.klForm === 'tail' && index.tau !== run.tau) {
+    throw new ConfigError(`${file}: tau ${index.tau} differs from this run's tau ${run.tau}; the 'tail' KL reads the teacher's logsumexp at the run's tau (build the cache with --tau ${run.tau}, or use --teacher-cache-kl renormalised)`);
+  }
   if (index.tokens !== run.tokens) {
     throw new ConfigError(`${file}: tokens ${index.tokens} differs from this run's decoder length ${run.tokens}; build the cache with the run's --max-tokens (or give the run --max-tokens ${index.tokens})`);
   }
@@ -132,10 +142,10 @@ export function checkTeacherCacheRecord(record: TeacherCacheRecord, entry: Teach
   const c = index.teacher.config;
   const n = entry.positions;
   const want = {
-    topk_values: n * index.topK, topk_ids: n * index.topK,
+    topk_values: n * index.topK, topk_ids: n * index.topK, teacher_logsumexp: n,
     encoder_states: c.encoder_layers * c.max_source_positions * c.d_model, decoder_states: c.decoder_layers * n * c.d_model,
   };
-  const got = { topk_values: record.topkValues.length, topk_ids: record.topkIds.length, encoder_states: record.encoderStates.length, decoder_states: record.decoderStates.length };
+  const got = { topk_values: record.topkValues.length, topk_ids: record.topkIds.length, teacher_logsumexp: record.teacherLogsumexp.length, encoder_states: record.encoderStates.length, decoder_states: record.decoderStates.length };
   for (const [k, v] of Object.entries(want)) {
     if (got[k as keyof typeof got] !== v) throw new ConfigError(`${file}: tensor "${k}" has ${got[k as keyof typeof got]} values, expected ${v} (${n} positions, top-k ${index.topK})`);
   }
@@ -161,6 +171,7 @@ export function recordOfBatchRow(outputs: CachedTeacherOutputs, b: number, posit
   return {
     topkValues: outputs.topkValues.slice(b * T * topK, (b * T + positions) * topK),
     topkIds: outputs.topkIds.slice(b * T * topK, (b * T + positions) * topK),
+    teacherLogsumexp: outputs.teacherLogsumexp!.slice(b * T, b * T + positions),
     encoderStates: layersOf(outputs.encoderStates!, config.encoder_layers, S, S),
     decoderStates: layersOf(outputs.decoderStates!, config.decoder_layers, T, positions),
   };
@@ -169,7 +180,7 @@ export function recordOfBatchRow(outputs: CachedTeacherOutputs, b: number, posit
 /**
  * A batch's teacher outputs in the step's layouts from per-example records, rows as
  * BatchPreparer.assemble fills them (records[b % records.length]); positions past a record's
- * are padding (labels ignored there): top-k ids 0 and values 0, states 0.
+ * are padding (labels ignored there): top-k ids 0 and values 0, logsumexp 0, states 0.
  */
 export function assembleCachedOutputs(records: readonly TeacherCacheRecord[], positions: readonly number[], batch: number, tokens: number, config: WhisperConfig, topK: number): CachedTeacherOutputs {
   const S = config.max_source_positions;
@@ -178,6 +189,7 @@ export function assembleCachedOutputs(records: readonly TeacherCacheRecord[], po
   const Ld = config.decoder_layers;
   const topkValues = new Float32Array(batch * tokens * topK);
   const topkIds = new Int32Array(batch * tokens * topK);
+  const teacherLogsumexp = new Float32Array(batch * tokens);
   const encoderStates = new Float32Array(Le * batch * S * d);
   const decoderStates = new Float32Array(Ld * batch * tokens * d);
   for (let b = 0; b < batch; b++) {
@@ -185,8 +197,9 @@ export function assembleCachedOutputs(records: readonly TeacherCacheRecord[], po
     const n = positions[b % records.length]!;
     topkValues.set(r.topkValues.subarray(0, n * topK), b * tokens * topK);
     topkIds.set(r.topkIds.subarray(0, n * topK), b * tokens * topK);
+    teacherLogsumexp.set(r.teacherLogsumexp.subarray(0, n), b * tokens);
     for (let l = 0; l < Le; l++) encoderStates.set(r.encoderStates.subarray(l * S * d, (l + 1) * S * d), (l * batch + b) * S * d);
     for (let l = 0; l < Ld; l++) decoderStates.set(r.decoderStates.subarray(l * n * d, (l + 1) * n * d), (l * batch + b) * tokens * d);
   }
-  return { topkValues, topkIds, encoderStates, decoderStates };
+  return { topkValues, topkIds, teacherLogsumexp, encoderStates, decoderStates };
 }

@@ -32,11 +32,12 @@ export class TeacherForward {
 
   /**
    * Run the teacher on a batch (its mel, tokens and token lengths; labels are not read) and
-   * return its top-k logits per position and its hidden states 1..L:
-   * topkValues/topkIds [batch, tokens, k], encoderStates [encoder_layers, batch, positions, d],
+   * return its top-k logits per position, its logsumexp of logits / tau over the vocabulary
+   * (float64, stored f32) and its hidden states 1..L: topkValues/topkIds [batch, tokens, k],
+   * teacherLogsumexp [batch, tokens], encoderStates [encoder_layers, batch, positions, d],
    * decoderStates [decoder_layers, batch, tokens, d].
    */
-  async run(batch: DistillationBatch, topK: number): Promise<CachedTeacherOutputs> {
+  async run(batch: DistillationBatch, topK: number, tau: number): Promise<CachedTeacherOutputs> {
     const c = this.compiled;
     const inputs = this.teacher.inputs;
     c.write(inputs.mel, batch.mel);
@@ -49,7 +50,15 @@ export class TeacherForward {
     const { batch: B, tokens: T } = this.shape;
     const logits = await c.read(this.teacher.logits);
     const top = topKRows(logits, B * T, this.vocabSize, topK, 'teacher logits');
-    return { topkValues: top.values, topkIds: top.ids, encoderStates: await c.read(this.encoderStates), decoderStates: await c.read(this.decoderStates) };
+    const V = this.vocabSize;
+    // The row's maximum is its first top-k value.
+    const teacherLogsumexp = Float32Array.from({ length: B * T }, (_, r) => {
+      const max = top.values[r * topK]! / tau;
+      let sum = 0;
+      for (let v = 0; v < V; v++) sum += Math.exp(logits[r * V + v]! / tau - max);
+      return max + Math.log(sum);
+    });
+    return { topkValues: top.values, topkIds: top.ids, teacherLogsumexp, encoderStates: await c.read(this.encoderStates), decoderStates: await c.read(this.decoderStates) };
   }
 
   destroy(): void {

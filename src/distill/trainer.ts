@@ -13,7 +13,7 @@ import type { WhisperConfig } from '../model/config.js';
 import type { WhisperWeights } from '../model/whisper.js';
 import { BatchPreparer, type PreparedExample } from './batch.js';
 import { learningRateAt, validateLearningRateSchedule, type LearningRateSchedule } from './schedule.js';
-import { compileDistillationStep, DistillationStep, type CachedTeacherOutputs, type DistillationLossOptions, type DistillationLosses, type LayerMaps } from './step.js';
+import { compileDistillationStep, DistillationStep, type CachedKlForm, type CachedTeacherOutputs, type DistillationLossOptions, type DistillationLosses, type LayerMaps } from './step.js';
 import { LayerMapTracker, type LayerMapChange, type LayerMapTrackerState } from './tracker.js';
 
 /** Options of a training run (`dqw distill` / `dqw train`). */
@@ -64,9 +64,10 @@ export interface TrainerOptions {
 
 /** Where a Trainer gets cached teacher outputs (src/io/teacher-cache-files.ts teacherCacheSource). */
 export interface TrainerTeacherCache {
-  /** The cached teacher's config and the logits kept per position. */
+  /** The cached teacher's config, the logits kept per position and how the KL reads them. */
   config: WhisperConfig;
   topK: number;
+  klForm: CachedKlForm;
   /** The teacher outputs of a batch of these prepared examples, rows as BatchPreparer.assemble fills them. */
   outputs(prepared: readonly PreparedExample[], batchSize: number): Promise<CachedTeacherOutputs>;
 }
@@ -206,7 +207,7 @@ export class Trainer {
     const compiled = await compileDistillationStep(this.gpu, {
       ...o.loss,
       teacher: o.teacherCache ? null : this.teacher,
-      cachedTeacher: o.teacherCache ? { config: o.teacherCache.config, topK: o.teacherCache.topK } : undefined,
+      cachedTeacher: o.teacherCache ? { config: o.teacherCache.config, topK: o.teacherCache.topK, klForm: o.teacherCache.klForm } : undefined,
       student: this.student,
       shape: { batch: o.batchSize, tokens: this.preparer.tokens, padded: true },
       lr: learningRateAt(o.schedule, Math.max(1, step)),

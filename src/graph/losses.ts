@@ -116,7 +116,9 @@ export function klDivergenceLoss(
 
 /**
  * klDivergenceLoss against a teacher cached as its top-k logits per row (docs/teacher-cache.md):
- * the teacher distribution is softmax(values / tau) renormalised over the k entries at `ids`.
+ * the teacher distribution is softmax(values / tau) renormalised over the k entries at `ids`,
+ * or with `teacherLogsumexp` ([...] f32, its logsumexp of logits / tau over the vocabulary) the
+ * k entries at their true probabilities plus one tail bucket (kernels/losses topkKlDivergence).
  * student [..., V]; values f32 and ids i32 [..., k]. Returns the loss, a persistent f32 [1].
  */
 export function topkKlDivergenceLoss(
@@ -124,7 +126,7 @@ export function topkKlDivergenceLoss(
   student: GraphTensor,
   values: GraphTensor,
   ids: GraphTensor,
-  opts: LossOpOptions & { tau?: number; mask?: GraphTensor; ignoreIndex?: number } = {},
+  opts: LossOpOptions & { tau?: number; mask?: GraphTensor; ignoreIndex?: number; teacherLogsumexp?: GraphTensor } = {},
 ): GraphTensor {
   const label = opts.label ?? 'top-k kl-divergence';
   const rows = rowShape(student);
@@ -132,6 +134,8 @@ export function topkKlDivergenceLoss(
     if (t.shape.length !== student.shape.length || rows.some((d, i) => d !== t.shape[i])) throw new ShapeError(`topkKlDivergenceLoss (${label}): ${t} must have the rows [${rows.join(', ')}] of ${student}`);
   }
   if (opts.mask) checkRows(opts.mask, student, `topkKlDivergenceLoss (${label})`);
+  const lse = opts.teacherLogsumexp;
+  if (lse && (lse.dtype !== 'f32' || lse.shape.length !== rows.length || lse.shape.some((d, i) => d !== rows[i]))) throw new ShapeError(`topkKlDivergenceLoss (${label}): ${lse} must be f32 [${rows.join(', ')}]`);
   const loss = g.state([1], label);
   const rowLoss = g.temp(rows, `${label} rows`);
   const fused = fusedTarget(g, student, loss, opts);
@@ -139,7 +143,7 @@ export function topkKlDivergenceLoss(
   g.add({
     name: 'topkKlDivergence',
     label,
-    reads: [student, values, ids, ...(mask ? [mask] : [])],
+    reads: [student, values, ids, ...(mask ? [mask] : []), ...(lse ? [lse] : [])],
     writes: [rowLoss, loss, ...(fused ? [fused.grad] : [])],
     conflicts: [[rowLoss, loss]],
     fusedLoss: fused ? loss : undefined,
@@ -151,6 +155,7 @@ export function topkKlDivergenceLoss(
         gradScale: opts.weight ?? 1,
         accumulate: fused?.accumulate,
         mean: { out: b.tensor(loss) },
+        teacherLogsumexp: lse ? b.tensor(lse) : undefined,
         label,
       }),
     backward: fusedBackward(g, [student]),

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { ConfigError } from '../errors.js';
 import type { TrainingExample } from '../data/examples.js';
 import type { PreparedExample } from '../distill/batch.js';
-import type { CachedTeacherOutputs } from '../distill/step.js';
+import type { CachedKlForm, CachedTeacherOutputs } from '../distill/step.js';
 import {
   assembleCachedOutputs, checkTeacherCacheRecord, parseTeacherCacheIndex, TEACHER_CACHE_INDEX,
   type TeacherCacheEntry, type TeacherCacheIndex, type TeacherCacheRecord,
@@ -40,6 +40,7 @@ export async function writeTeacherCacheRecord(dir: string, entry: TeacherCacheEn
   await writeFileAtomic(path, encodeSafetensorsEncoded(path, [
     { name: 'topk_values', dtype: 'F32', shape: [positions, topK], bytes: () => bytesOf(record.topkValues) },
     { name: 'topk_ids', dtype: 'I32', shape: [positions, topK], bytes: () => bytesOf(record.topkIds) },
+    { name: 'teacher_logsumexp', dtype: 'F32', shape: [positions], bytes: () => bytesOf(record.teacherLogsumexp) },
     { name: 'encoder_states', dtype: 'F32', shape: [encoderLayers, S, d], bytes: () => bytesOf(record.encoderStates) },
     { name: 'decoder_states', dtype: 'F32', shape: [decoderLayers, positions, d], bytes: () => bytesOf(record.decoderStates) },
   ], { format: 'dqw-teacher-cache', line: String(entry.line) }));
@@ -96,6 +97,7 @@ export async function openTeacherCache(dir: string): Promise<TeacherCacheReader>
         const record: TeacherCacheRecord = {
           topkValues: new Float32Array(await tensor('topk_values', 'F32')),
           topkIds: new Int32Array(await tensor('topk_ids', 'I32')),
+          teacherLogsumexp: new Float32Array(await tensor('teacher_logsumexp', 'F32')),
           encoderStates: new Float32Array(await tensor('encoder_states', 'F32')),
           decoderStates: new Float32Array(await tensor('decoder_states', 'F32')),
         };
@@ -113,12 +115,13 @@ export async function openTeacherCache(dir: string): Promise<TeacherCacheReader>
  * training example's entry, by manifest line; each example's stored positions must be the ones
  * its prepared sequence has.
  */
-export function teacherCacheSource(reader: TeacherCacheReader, entries: ReadonlyMap<TrainingExample, TeacherCacheEntry>): TrainerTeacherCache {
+export function teacherCacheSource(reader: TeacherCacheReader, entries: ReadonlyMap<TrainingExample, TeacherCacheEntry>, klForm: CachedKlForm): TrainerTeacherCache {
   const byLine = new Map([...entries].map(([x, e]) => [x.line, e]));
   const { index } = reader;
   return {
     config: index.teacher.config,
     topK: index.topK,
+    klForm,
     async outputs(prepared: readonly PreparedExample[], batchSize: number): Promise<CachedTeacherOutputs> {
       const records: TeacherCacheRecord[] = [];
       const positions: number[] = [];

@@ -1,6 +1,7 @@
 // dqw teacher-cache, then dqw distill --teacher-cache on real clips with small random models: the
 // cached run's losses equal the live run's with the whole vocabulary cached, differ in the KL with
-// top-8; a cache that does not fit the run (decoder length, manifest row, teacher) is refused by name.
+// top-8 (less in the tail form, from below); a cache that does not fit the run (decoder length,
+// tau, manifest row, teacher) is refused by name.
 import { readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -34,6 +35,7 @@ describe('dqw teacher-cache and dqw distill --teacher-cache', () => {
     expect(index.format).toBe('dqw-teacher-cache');
     expect(index.topK).toBe(8);
     expect(index.tokens).toBe(10);
+    expect(index.tau).toBe(2);
     expect(index.examples.map((e) => e.text)).toEqual(fixtureClips.map((c) => c.text));
     expect(index.teacher.config.d_model).toBe(32);
     expect(index.teacher.sha256).toMatch(/^[0-9a-f]{64}$/);
@@ -45,20 +47,25 @@ describe('dqw teacher-cache and dqw distill --teacher-cache', () => {
     await distillCommand(run('live', ['--teacher', join(dir, 'teacher')]), quiet());
     await distillCommand(run('cached-all', ['--teacher-cache', join(dir, `cache-${V}`)]), quiet());
     await distillCommand(run('cached-8', ['--teacher-cache', join(dir, 'cache-8'), '--teacher', join(dir, 'teacher')]), quiet());
+    await distillCommand(run('cached-8-renormalised', ['--teacher-cache', join(dir, 'cache-8'), '--teacher-cache-kl', 'renormalised']), quiet());
     const live = trainRecords(join(dir, 'live'));
     const all = trainRecords(join(dir, 'cached-all'));
     const top8 = trainRecords(join(dir, 'cached-8'));
+    const top8r = trainRecords(join(dir, 'cached-8-renormalised'));
     expect(all.map((r) => r.step)).toEqual([1, 2, 3]);
     const lines: string[] = [];
     for (const [i, r] of live.entries()) {
       for (const part of ['total', 'ce', 'kl', 'hs'] as const) {
-        lines.push(`step ${r.step} ${part}: live ${r.loss[part]}, k=V ${all[i]!.loss[part]} (rel ${relDiff(all[i]!.loss[part], r.loss[part]).toExponential(1)}), k=8 ${top8[i]!.loss[part]} (rel ${relDiff(top8[i]!.loss[part], r.loss[part]).toExponential(1)})`);
+        lines.push(`step ${r.step} ${part}: live ${r.loss[part]}, k=V ${all[i]!.loss[part]} (rel ${relDiff(all[i]!.loss[part], r.loss[part]).toExponential(1)}), k=8 tail ${top8[i]!.loss[part]} (rel ${relDiff(top8[i]!.loss[part], r.loss[part]).toExponential(1)}), k=8 renormalised ${top8r[i]!.loss[part]} (rel ${relDiff(top8r[i]!.loss[part], r.loss[part]).toExponential(1)})`);
         expect(relDiff(all[i]!.loss[part], r.loss[part]), `k = V, step ${r.step}, ${part}`).toBeLessThan(1e-5);
       }
     }
     // Step 1 starts from the same student: only the KL sees the truncation.
     expect(relDiff(top8[0]!.loss.ce, live[0]!.loss.ce)).toBeLessThan(1e-6);
     expect(relDiff(top8[0]!.loss.kl, live[0]!.loss.kl)).toBeGreaterThan(1e-2);
+    expect(top8[0]!.loss.kl).toBeLessThanOrEqual(live[0]!.loss.kl * (1 + 1e-6)); // the tail form is a lower bound
+    expect(relDiff(top8r[0]!.loss.ce, live[0]!.loss.ce)).toBeLessThan(1e-6);
+    expect(relDiff(top8r[0]!.loss.kl, live[0]!.loss.kl)).toBeGreaterThan(1e-2);
     console.log(lines.join('\n'));
   });
 
@@ -67,6 +74,8 @@ describe('dqw teacher-cache and dqw distill --teacher-cache', () => {
     const index = join(cache, 'index.json');
     const other = run('refused', ['--teacher-cache', cache]);
     await expect(distillCommand(other.map((a) => (a === '10' ? '9' : a)), quiet())).rejects.toThrow(new RegExp(`${index.replace(/[.]/g, '\\.')}: tokens 10 differs from this run's decoder length 9`));
+    await expect(distillCommand([...other, '--tau', '1'], quiet())).rejects.toThrow(/index\.json: tau 2 differs from this run's tau 1; the 'tail' KL reads/);
+    await expect(distillCommand([...other, '--teacher-cache-kl', 'sparse'], quiet())).rejects.toThrow(/--teacher-cache-kl must be tail or renormalised/);
     const edited = join(dir, 'edited.jsonl');
     writeFileSync(edited, fixtureClips.map((c, i) => JSON.stringify(i === 1 ? { ...c, text: 'Der vor diesem Portal' } : c)).join('\n'));
     await expect(distillCommand(other.map((a) => (a === join(dir, 'train.jsonl') ? edited : a)), quiet())).rejects.toThrow(/index\.json: examples\[1\]\.text "Der hinter diesem Portal" differs from line 2 of .*edited\.jsonl: "Der vor diesem Portal"/);
