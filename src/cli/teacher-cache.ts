@@ -2,11 +2,12 @@
 // reads from it — per example the top-k logits of every decoder position and the hidden states
 // 1..L of both stacks — so `dqw distill --teacher-cache` runs no teacher forward
 // (docs/teacher-cache.md). The examples' log-mel and tokens are prepared as training prepares them.
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BatchPreparer, decoderLength, type PreparedExample } from '../distill/batch.js';
 import { TeacherForward } from '../distill/teacher-forward.js';
-import { recordOfBatchRow, TEACHER_CACHE_FORMAT, TEACHER_CACHE_VERSION, type TeacherCacheEntry, type TeacherCacheIndex } from '../distill/teacher-cache.js';
+import { recordOfBatchRow, TEACHER_CACHE_FORMAT, TEACHER_CACHE_INDEX, TEACHER_CACHE_VERSION, type TeacherCacheEntry, type TeacherCacheIndex } from '../distill/teacher-cache.js';
 import { DqwError } from '../errors.js';
 import { Gpu } from '../gpu/gpu.js';
 import { readAudioFile16k } from '../io/audio-file.js';
@@ -70,6 +71,9 @@ export async function teacherCacheCommand(argv: string[], io: CommandIo = proces
   const [tokenizer, melFilters] = await Promise.all([loadWhisperTokenizer(tokenizerRanksPath(config), { vocabSize: config.vocab_size }), loadMelFilters(config)]);
   const tokens = decoderLength(tokenizer, config, manifest.examples, maxTokens);
   await mkdir(out, { recursive: true });
+  // A rebuild in place: the old index goes first, so an interrupted rebuild leaves no index that
+  // would describe a mix of old and new example files.
+  await rm(join(out, TEACHER_CACHE_INDEX), { force: true });
 
   const gpu = await Gpu.create();
   const teacher = WhisperWeights.upload(gpu, config, ckpt.weights, values.teacher!);

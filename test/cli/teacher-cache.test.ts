@@ -2,7 +2,7 @@
 // cached run's losses equal the live run's with the whole vocabulary cached, differ in the KL with
 // top-8 (less in the tail form, from below); a cache that does not fit the run (decoder length,
 // tau, manifest row, teacher) is refused by name.
-import { readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { distillCommand } from '../../src/cli/distill.js';
@@ -83,6 +83,15 @@ describe('dqw teacher-cache and dqw distill --teacher-cache', () => {
     await saveHfCheckpoint(join(dir, 'other-teacher'), { config: teacherConfig, weights: initWhisperWeights(teacherConfig, 2, { std: 0.1 }) });
     await expect(distillCommand([...other, '--teacher', join(dir, 'other-teacher')], quiet())).rejects.toThrow(/index\.json: teacher\.sha256 [0-9a-f]{64} differs from --teacher .*other-teacher's weights/);
     await expect(distillCommand([...other, '--frozen-encoder'], quiet())).rejects.toThrow(/--frozen-encoder needs the live teacher/);
+    // A rebuild that fails (no usable clip) leaves no index behind, not the old one.
+    writeFileSync(join(dir, 'broken.wav'), 'not a wav file');
+    writeFileSync(join(dir, 'broken.jsonl'), JSON.stringify({ audio: 'broken.wav', text: 'x', language: 'en' }));
+    const rebuilt = join(dir, 'cache-rebuilt');
+    await teacherCacheCommand(['--teacher', join(dir, 'teacher'), '--data', join(dir, 'train.jsonl'), '--out', rebuilt, '--top-k', '4', '--max-tokens', '10'], quiet());
+    expect(existsSync(join(rebuilt, 'index.json'))).toBe(true);
+    await expect(teacherCacheCommand(['--teacher', join(dir, 'teacher'), '--data', join(dir, 'broken.jsonl'), '--out', rebuilt, '--top-k', '4'], quiet())).rejects.toThrow(/no clip could be loaded/);
+    expect(existsSync(join(rebuilt, 'index.json'))).toBe(false);
+    await expect(distillCommand(run('no-index', ['--teacher-cache', rebuilt]), quiet())).rejects.toThrow(/no index\.json; build the cache with dqw teacher-cache/);
     // A damaged cache: an example file gone is named when it is read.
     const gone = join(cache, indexOf(8).examples[0]!.file);
     unlinkSync(gone);
