@@ -69,6 +69,17 @@ describe('dqw teacher-cache and dqw distill --teacher-cache', () => {
     console.log(lines.join('\n'));
   });
 
+  it('a cached run stopped at step 2 and resumed gives exactly the losses of an uninterrupted cached run', async () => {
+    const cache = ['--teacher-cache', join(dir, 'cache-8')];
+    await distillCommand(run('cached-whole', cache), quiet());
+    await distillCommand([...run('cached-split', cache), '--stop-at', '2'], quiet());
+    await distillCommand([...run('cached-split', cache), '--resume'], quiet());
+    const whole = trainRecords(join(dir, 'cached-whole'));
+    const split = trainRecords(join(dir, 'cached-split'));
+    expect(split.map((r) => r.step)).toEqual([1, 2, 3]);
+    expect(split.map((r) => r.loss)).toEqual(whole.map((r) => r.loss));
+  });
+
   it('refuses a cache built for another decoder length, manifest or teacher, naming the file and field', async () => {
     const cache = join(dir, 'cache-8');
     const index = join(cache, 'index.json');
