@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BatchPreparer, decoderLength, type PreparedExample } from '../distill/batch.js';
 import { TeacherForward } from '../distill/teacher-forward.js';
-import { recordOfBatchRow, TEACHER_CACHE_FORMAT, TEACHER_CACHE_INDEX, TEACHER_CACHE_VERSION, type TeacherCacheEntry, type TeacherCacheIndex } from '../distill/teacher-cache.js';
+import { recordOfBatchRow, TEACHER_CACHE_FORMAT, TEACHER_CACHE_INDEX, TEACHER_CACHE_VERSION, type TeacherCacheEntry, type TeacherCacheIndex, type TeacherCacheStatesDtype } from '../distill/teacher-cache.js';
 import { DqwError } from '../errors.js';
 import { Gpu } from '../gpu/gpu.js';
 import { readAudioFile16k } from '../io/audio-file.js';
@@ -26,6 +26,8 @@ export const teacherCacheUsage = `usage: dqw teacher-cache --teacher <ckpt> --da
   --max-tokens <n>    decoder positions per example, as dqw distill --max-tokens (default: the
                       longest label sequence, as dqw distill computes it)
   --batch <n>         examples per teacher forward (default 8)
+  --states-dtype <t>  f32 (default) or f16: storage of the hidden states, which dominate the
+                      cache's size (f16 halves it; the effect is in docs/teacher-cache.md)
   --tau <x>           temperature of the stored logsumexp, which dqw distill's 'tail' KL form
                       reads: the distill run's --tau (default 2)
 `;
@@ -41,7 +43,7 @@ export async function teacherCacheCommand(argv: string[], io: CommandIo = proces
     allowPositionals: true,
     options: {
       teacher: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' },
-      'top-k': { type: 'string', default: '64' }, tau: { type: 'string', default: '2' }, 'max-tokens': { type: 'string' }, batch: { type: 'string', default: '8' },
+      'top-k': { type: 'string', default: '64' }, tau: { type: 'string', default: '2' }, 'states-dtype': { type: 'string', default: 'f32' }, 'max-tokens': { type: 'string' }, batch: { type: 'string', default: '8' },
     },
   });
   const fail = (msg: string) => new DqwError(`${msg}\n${teacherCacheUsage}`);
@@ -56,6 +58,8 @@ export async function teacherCacheCommand(argv: string[], io: CommandIo = proces
   const topK = int('top-k', values['top-k'], 1)!;
   const batch = int('batch', values.batch, 1)!;
   const maxTokens = int('max-tokens', values['max-tokens'], 2);
+  if (!['f32', 'f16'].includes(values['states-dtype'])) throw fail(`--states-dtype must be f32 or f16, got "${values['states-dtype']}"`);
+  const statesDtype: TeacherCacheStatesDtype = values['states-dtype'] === 'f16' ? 'F16' : 'F32';
   const tau = Number(values.tau);
   if (!(Number.isFinite(tau) && tau > 0)) throw fail(`--tau must be a number > 0, got "${values.tau}"`);
   const out = values.out!;
@@ -103,7 +107,7 @@ export async function teacherCacheCommand(argv: string[], io: CommandIo = proces
             file: `examples/${String(entries.length).padStart(6, '0')}.safetensors`, positions,
           };
           const record = recordOfBatchRow(outputs, b, positions, shape, config, topK);
-          await writeTeacherCacheRecord(out, entry, record, { encoderLayers: config.encoder_layers, decoderLayers: config.decoder_layers, positions, d: config.d_model, topK });
+          await writeTeacherCacheRecord(out, entry, record, { encoderLayers: config.encoder_layers, decoderLayers: config.decoder_layers, positions, d: config.d_model, topK, statesDtype });
           entries.push(entry);
         }
       }
@@ -114,7 +118,7 @@ export async function teacherCacheCommand(argv: string[], io: CommandIo = proces
     await writeTeacherCacheIndex(out, {
       format: TEACHER_CACHE_FORMAT, version: TEACHER_CACHE_VERSION,
       teacher: { path: values.teacher!, config, sha256 }, manifest: values.data!,
-      topK, tau, tokens, statesDtype: 'F32', examples: entries, skipped,
+      topK, tau, tokens, statesDtype, examples: entries, skipped,
     });
     if (skipped.length) log(`${skipped.length} clips could not be loaded and were skipped: ${skipped.map((s) => `line ${s.line} (${s.reason})`).join('; ')}`);
     log(`done: ${entries.length} examples cached in ${out}`);

@@ -18,6 +18,9 @@ export const teacherCacheConfigFields = [
   'encoder_layers', 'decoder_layers', 'encoder_attention_heads', 'decoder_attention_heads', 'encoder_ffn_dim', 'decoder_ffn_dim',
 ] as const;
 
+/** How a cache stores the hidden states. */
+export type TeacherCacheStatesDtype = 'F32' | 'F16';
+
 /** One cached example: which manifest row it is and where its tensors are. */
 export interface TeacherCacheEntry {
   /** The manifest row (1-based line), its audio, text and language as read when the cache was built. */
@@ -45,8 +48,8 @@ export interface TeacherCacheIndex {
   tau: number;
   /** Decoder length of the batches (the distill run's must be equal: the same cut of long sequences). */
   tokens: number;
-  /** Storage of the hidden states ('F32'). */
-  statesDtype: 'F32';
+  /** Storage of the hidden states (F16 halves the files; read back widened to f32). */
+  statesDtype: TeacherCacheStatesDtype;
   examples: TeacherCacheEntry[];
   /** Manifest rows whose audio could not be used, as the writer skipped them. */
   skipped: { line: number; reason: string }[];
@@ -86,7 +89,7 @@ export function parseTeacherCacheIndex(json: unknown, file: string): TeacherCach
   if (topK > (config.vocab_size as number)) fail('topK', `${topK} exceeds teacher.config.vocab_size ${config.vocab_size as number}`);
   const tokens = int(json.tokens, 'tokens', 2);
   if (typeof json.tau !== 'number' || !(json.tau > 0)) fail('tau', `must be a number > 0, got ${JSON.stringify(json.tau)}`);
-  if (json.statesDtype !== 'F32') fail('statesDtype', `is ${JSON.stringify(json.statesDtype)}, expected "F32"`);
+  if (json.statesDtype !== 'F32' && json.statesDtype !== 'F16') fail('statesDtype', `is ${JSON.stringify(json.statesDtype)}, expected "F32" or "F16"`);
   if (typeof json.manifest !== 'string') fail('manifest', 'must be a string');
   if (!Array.isArray(json.examples)) return fail('examples', 'must be an array');
   json.examples.forEach((e: unknown, i) => {

@@ -11,8 +11,9 @@ import type { PreparedExample } from '../distill/batch.js';
 import type { CachedKlForm, CachedTeacherOutputs } from '../distill/step.js';
 import {
   assembleCachedOutputs, checkTeacherCacheRecord, parseTeacherCacheIndex, TEACHER_CACHE_INDEX,
-  type TeacherCacheEntry, type TeacherCacheIndex, type TeacherCacheRecord,
+  type TeacherCacheEntry, type TeacherCacheIndex, type TeacherCacheRecord, type TeacherCacheStatesDtype,
 } from '../distill/teacher-cache.js';
+import { decodeToF32, encodeFromF32 } from './float-codecs.js';
 import type { TrainerTeacherCache } from '../distill/trainer.js';
 import { textFile } from './byte-source.js';
 import { fileSource, writeFileAtomic } from './node-files.js';
@@ -32,17 +33,23 @@ export function teacherWeightsDigest(weights: ReadonlyMap<string, Float32Array>)
 const bytesOf = (a: Float32Array | Int32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 
 /** Write one example's record to `<dir>/<file>` (atomically). */
-export async function writeTeacherCacheRecord(dir: string, entry: TeacherCacheEntry, record: TeacherCacheRecord, config: { encoderLayers: number; decoderLayers: number; positions: number; d: number; topK: number }): Promise<void> {
+export async function writeTeacherCacheRecord(
+  dir: string,
+  entry: TeacherCacheEntry,
+  record: TeacherCacheRecord,
+  config: { encoderLayers: number; decoderLayers: number; positions: number; d: number; topK: number; statesDtype: TeacherCacheStatesDtype },
+): Promise<void> {
   const path = join(dir, entry.file);
   await mkdir(join(path, '..'), { recursive: true });
-  const { encoderLayers, decoderLayers, positions, d, topK } = config;
+  const { encoderLayers, decoderLayers, positions, d, topK, statesDtype } = config;
+  const states = (x: Float32Array) => encodeFromF32(statesDtype === 'F16' ? 'f16' : 'f32', x);
   const S = record.encoderStates.length / (encoderLayers * d);
   await writeFileAtomic(path, encodeSafetensorsEncoded(path, [
     { name: 'topk_values', dtype: 'F32', shape: [positions, topK], bytes: () => bytesOf(record.topkValues) },
     { name: 'topk_ids', dtype: 'I32', shape: [positions, topK], bytes: () => bytesOf(record.topkIds) },
     { name: 'teacher_logsumexp', dtype: 'F32', shape: [positions], bytes: () => bytesOf(record.teacherLogsumexp) },
-    { name: 'encoder_states', dtype: 'F32', shape: [encoderLayers, S, d], bytes: () => bytesOf(record.encoderStates) },
-    { name: 'decoder_states', dtype: 'F32', shape: [decoderLayers, positions, d], bytes: () => bytesOf(record.decoderStates) },
+    { name: 'encoder_states', dtype: statesDtype, shape: [encoderLayers, S, d], bytes: () => states(record.encoderStates) },
+    { name: 'decoder_states', dtype: statesDtype, shape: [decoderLayers, positions, d], bytes: () => states(record.decoderStates) },
   ], { format: 'dqw-teacher-cache', line: String(entry.line) }));
 }
 
@@ -87,19 +94,26 @@ export async function openTeacherCache(dir: string): Promise<TeacherCacheReader>
       });
       try {
         const header = await readSafetensorsHeader(source);
-        const tensor = async (name: string, dtype: 'F32' | 'I32') => {
+        const tensor = async (name: string, dtype: 'F32' | 'F16' | 'I32') => {
           const e = header.tensors.find((t) => t.name === name);
           if (!e) throw new ConfigError(`${path}: tensor "${name}" is missing`);
           if (e.dtype !== dtype) throw new ConfigError(`${path}: tensor "${name}" is ${e.dtype}, expected ${dtype}`);
           const bytes = await source.read(e.begin, e.byteLength, new Uint8Array(e.byteLength));
           return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
         };
+        // States in the index's dtype, widened to f32.
+        const statesOf = async (name: string) => {
+          const bytes = new Uint8Array(await tensor(name, index.statesDtype));
+          const out = new Float32Array(bytes.byteLength / (index.statesDtype === 'F16' ? 2 : 4));
+          decodeToF32(index.statesDtype === 'F16' ? 'f16' : 'f32', bytes, out);
+          return out;
+        };
         const record: TeacherCacheRecord = {
           topkValues: new Float32Array(await tensor('topk_values', 'F32')),
           topkIds: new Int32Array(await tensor('topk_ids', 'I32')),
           teacherLogsumexp: new Float32Array(await tensor('teacher_logsumexp', 'F32')),
-          encoderStates: new Float32Array(await tensor('encoder_states', 'F32')),
-          decoderStates: new Float32Array(await tensor('decoder_states', 'F32')),
+          encoderStates: await statesOf('encoder_states'),
+          decoderStates: await statesOf('decoder_states'),
         };
         checkTeacherCacheRecord(record, entry, index, path);
         return record;

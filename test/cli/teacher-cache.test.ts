@@ -2,7 +2,7 @@
 // cached run's losses equal the live run's with the whole vocabulary cached, differ in the KL with
 // top-8 (less in the tail form, from below); a cache that does not fit the run (decoder length,
 // tau, manifest row, teacher) is refused by name.
-import { existsSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { distillCommand } from '../../src/cli/distill.js';
@@ -18,6 +18,7 @@ const V = 51_865;
 beforeAll(async () => {
   dir = (await writeDistillFixture('dqw-teacher-cache-', { teacherLayers: 3, studentLayers: 2, clips: 3 })).dir;
   for (const k of [V, 8]) await teacherCacheCommand(['--teacher', join(dir, 'teacher'), '--data', join(dir, 'train.jsonl'), '--out', join(dir, `cache-${k}`), '--top-k', String(k), '--max-tokens', '10', '--batch', '2'], quiet());
+  await teacherCacheCommand(['--teacher', join(dir, 'teacher'), '--data', join(dir, 'train.jsonl'), '--out', join(dir, 'cache-8-f16'), '--top-k', '8', '--max-tokens', '10', '--states-dtype', 'f16'], quiet());
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -67,6 +68,23 @@ describe('dqw teacher-cache and dqw distill --teacher-cache', () => {
     expect(relDiff(top8r[0]!.loss.ce, live[0]!.loss.ce)).toBeLessThan(1e-6);
     expect(relDiff(top8r[0]!.loss.kl, live[0]!.loss.kl)).toBeGreaterThan(1e-2);
     console.log(lines.join('\n'));
+  });
+
+  it('f16 states: half the encoder states\' bytes; the hidden-state loss moves by their rounding, CE and KL do not', async () => {
+    const f16 = JSON.parse(readFileSync(join(dir, 'cache-8-f16', 'index.json'), 'utf8')) as TeacherCacheIndex;
+    expect(f16.statesDtype).toBe('F16');
+    const size = (cache: string) => statSync(join(dir, cache, 'examples', '000000.safetensors')).size;
+    const statesBytes = 150 * 32 * 3 * 4; // encoder states of one clip at F32: positions x d x layers x 4
+    expect(size('cache-8') - size('cache-8-f16')).toBeGreaterThanOrEqual(statesBytes / 2);
+    await distillCommand(run('cached-8-f16', ['--teacher-cache', join(dir, 'cache-8-f16')]), quiet());
+    const f32 = trainRecords(join(dir, 'cached-8'));
+    const half = trainRecords(join(dir, 'cached-8-f16'));
+    expect(half[0]!.loss.ce).toBe(f32[0]!.loss.ce);
+    expect(half[0]!.loss.kl).toBe(f32[0]!.loss.kl);
+    const hs = relDiff(half[0]!.loss.hs, f32[0]!.loss.hs);
+    console.log(`f16 states: step 1 hs ${half[0]!.loss.hs} vs ${f32[0]!.loss.hs} (rel ${hs.toExponential(1)}); step 3 total rel ${relDiff(half[2]!.loss.total, f32[2]!.loss.total).toExponential(1)}`);
+    expect(hs).toBeGreaterThan(0);
+    expect(hs).toBeLessThan(1e-3);
   });
 
   it('a cached run stopped at step 2 and resumed gives exactly the losses of an uninterrupted cached run', async () => {
