@@ -133,7 +133,7 @@ export interface LayerSelectionOptions {
   readonly floatDtype?: WritableDtype;
   /**
    * With bits 8: when int8 for every measured module misses the target, go on turning modules
-   * int8 → int4, least sensitive first, until it is met.
+   * int8 → int4, cheapest first (sensitivity per byte saved), until it is met.
    */
   readonly mixedInt4?: boolean;
 }
@@ -148,7 +148,7 @@ export interface SelectedModule {
 export interface LayerSelection {
   /** The quantized modules in declaration order. */
   readonly modules: readonly SelectedModule[];
-  /** Every measured module in the order selection takes them: least sensitive first (see selectLayers). */
+  /** Every measured module in the order selection quantizes them: cheapest first, the sensitivity per byte saved (see selectLayers). */
   readonly order: readonly string[];
   /** Bytes of tensor data with this selection (checkpointBytes of {@link plan}). */
   readonly bytes: number;
@@ -174,13 +174,16 @@ function planOf(modules: readonly SelectedModule[], defaultBits: QuantBits): Qua
  * Choose the modules to quantize so that the model's bytes (tensor data as checkpointBytes counts
  * it, the tensors outside any module included) are at most teacherFloatBytes / targetRatio.
  *
- * Rule: the measured modules are ranked by sensitivity ascending; ties go to the module saving
- * more bytes, then to declaration order. A module whose quantization would not make the model
- * smaller is never quantized. Modules are quantized to `bits` in rank order, and the selection is
- * the shortest prefix meeting the target (none when the float model already meets it). With
- * `mixedInt4` (bits 8 only) and every module at int8 still too big, modules then turn int4 in the
- * same order, and the selection is all of them at int8 with the shortest such prefix at int4. The
- * int4 steps reuse the int8 ranking (sensitivities are measured at one bit width).
+ * Rule (a greedy knapsack): the measured modules are ranked by their cost, sensitivity per byte
+ * its quantization saves, ascending, so that a large module that barely moves the loss (the
+ * token embedding, most of a small Whisper's bytes) goes before many small ones that move it
+ * more; equal costs go to the module saving more bytes, then to declaration order; negative
+ * sensitivities come first. A module whose quantization would not make the model smaller is never
+ * quantized. Modules are quantized to `bits` in rank order, and the selection is the shortest
+ * prefix meeting the target (none when the float model already meets it). With `mixedInt4` (bits
+ * 8 only) and every module at int8 still too big, modules then turn int4 ranked by the same cost
+ * with the bytes int8 → int4 saves, and the selection is all of them at int8 with the shortest
+ * such prefix at int4 (sensitivities are measured at one bit width and reused).
  *
  * Throws QuantTargetError (with the best reachable ratio) when quantizing every eligible module
  * misses the target, ConfigError for a bad option or a record that does not fit `config` (unknown
@@ -210,15 +213,22 @@ export function selectLayers(sensitivities: readonly LayerSensitivity[], opts: L
     const shape = shapeOf(module);
     return floatBytesPerValue * shape[0] * shape[1] - quantizedWeightBytes(shape, opts.bits);
   };
-  const ranked = [...sensitivities].sort((a, b) => a.sensitivity - b.sensitivity || floatSaving(b.module) - floatSaving(a.module) || index.get(a.module)! - index.get(b.module)!);
+  const int4Saving = (module: string) => quantizedWeightBytes(shapeOf(module), 8) - quantizedWeightBytes(shapeOf(module), 4);
+  /** Order by sensitivity per byte saved (modules saving nothing last), then bytes saved, then declaration. */
+  const cheaperFirst = (saving: (module: string) => number) => (a: LayerSensitivity, b: LayerSensitivity) => {
+    const [sa, sb] = [saving(a.module), saving(b.module)];
+    const [ca, cb] = [sa > 0 ? a.sensitivity / sa : Infinity, sb > 0 ? b.sensitivity / sb : Infinity];
+    return (ca === cb ? 0 : ca < cb ? -1 : 1) || sb - sa || index.get(a.module)! - index.get(b.module)!;
+  };
+  const ranked = [...sensitivities].sort(cheaperFirst(floatSaving));
   const order = ranked.map((s) => s.module);
 
   // Steps along which bytes only fall: each quantizes one more module, or (mixed) lowers one to int4.
-  const steps: { module: string; bits: QuantBits; saves: number }[] = order.filter((m) => floatSaving(m) > 0).map((m) => ({ module: m, bits: opts.bits, saves: floatSaving(m) }));
+  const eligible = ranked.filter((s) => floatSaving(s.module) > 0);
+  const steps: { module: string; bits: QuantBits; saves: number }[] = eligible.map((s) => ({ module: s.module, bits: opts.bits, saves: floatSaving(s.module) }));
   if (opts.mixedInt4) {
-    for (const { module } of [...steps]) {
-      const shape = shapeOf(module);
-      const saves = quantizedWeightBytes(shape, 8) - quantizedWeightBytes(shape, 4);
+    for (const { module } of [...eligible].sort(cheaperFirst(int4Saving))) {
+      const saves = int4Saving(module);
       if (saves > 0) steps.push({ module, bits: 4, saves });
     }
   }
@@ -267,7 +277,7 @@ export interface QuantPlanModule {
 
 /**
  * quant-plan.json: the guided selection's measurement and choice. Modules are listed in the order
- * selection took them (least sensitive first), every measured module whether quantized or not.
+ * selection ranked them (cheapest first: sensitivity per byte saved), every measured module whether quantized or not.
  */
 export interface QuantPlanFile {
   readonly version: typeof quantPlanVersion;

@@ -5,7 +5,7 @@ import {
   formatQuantPlan, LayerSensitivityError, measureLayerSensitivities, parseQuantPlan, planSensitivities, QuantPlanFileError,
   quantizationPlanOf, quantPlanFile, quantPlanJson, QuantTargetError, selectLayers, type LayerSensitivity, type LayerSelectionOptions,
 } from '../../src/quant/plan.js';
-import { checkpointBytes } from '../../src/quant/size.js';
+import { checkpointBytes, quantizedWeightBytes } from '../../src/quant/size.js';
 import { quantizableModules, resolvePlan, type QuantBits, type QuantizableModule } from '../../src/quant/weights.js';
 import { randomArray } from '../helpers.js';
 import { smallConfig } from '../io/fixtures.js';
@@ -26,13 +26,19 @@ function bytesOf(modules: readonly string[], level: readonly number[], bits: Qua
   return checkpointBytes({ config: smallConfig, plan: { modules: quantized, bits, moduleBits }, floatDtype });
 }
 
-/** Is `set` (a membership per record) the set of the least sensitive records (sensitivities distinct)? */
-function isPrefix(set: readonly boolean[], sens: readonly number[]): boolean {
-  return sens.every((a, i) => !set[i] || sens.every((b, j) => set[j] || a < b));
+/** Is `set` (a membership per record) the set of the records of least cost (costs distinct)? */
+function isPrefix(set: readonly boolean[], cost: readonly number[]): boolean {
+  return cost.every((a, i) => !set[i] || cost.every((b, j) => set[j] || a < b));
+}
+
+/** Bytes quantizing `m` saves: from float (`bits`, float dtype) or from int8 to int4. */
+function saving(m: QuantizableModule, from: 'float' | 'int8', bits: QuantBits, floatDtype: 'F32' | 'F16'): number {
+  const [rows, cols] = m.shape;
+  return from === 'float' ? (floatDtype === 'F16' ? 2 : 4) * rows * cols - quantizedWeightBytes(m.shape, bits) : quantizedWeightBytes(m.shape, 8) - quantizedWeightBytes(m.shape, 4);
 }
 
 describe('guided layer selection', () => {
-  it('is the shortest least-sensitive-first prefix meeting the byte target, confirmed by brute force over every assignment (int8, int4, mixed; F32, F16)', () => {
+  it('is the shortest cheapest-first prefix (sensitivity per byte saved) meeting the byte target, confirmed by brute force over every assignment (int8, int4, mixed; F32, F16)', () => {
     let reached = 0;
     let unreachable = 0;
     let mixedUsedInt4 = 0;
@@ -59,13 +65,15 @@ describe('guided layer selection', () => {
       const opts: LayerSelectionOptions = { config: smallConfig, teacherFloatBytes, targetRatio, bits, floatDtype, mixedInt4 };
 
       // Every assignment float / `bits` / int4 the rule can produce, by steps taken: a prefix at `bits`
-      // (no int4), or (mixed) everything at int8 and a prefix at int4.
+      // (no int4), or (mixed) everything at int8 and a prefix at int4; prefixes by cost.
+      const cost = picked.map((m, i) => sens[i]! / saving(m, 'float', bits, floatDtype));
+      const int4Cost = picked.map((m, i) => sens[i]! / saving(m, 'int8', bits, floatDtype));
       const states: { level: number[]; steps: number; bytes: number }[] = [];
       for (let code = 0; code < (mixedInt4 ? 3 : 2) ** count; code++) {
         const level = names.map((_, i) => Math.floor(code / (mixedInt4 ? 3 : 2) ** i) % (mixedInt4 ? 3 : 2));
         const ruleState = level.every((l) => l < 2)
-          ? isPrefix(level.map((l) => l > 0), sens)
-          : level.every((l) => l > 0) && isPrefix(level.map((l) => l === 2), sens);
+          ? isPrefix(level.map((l) => l > 0), cost)
+          : level.every((l) => l > 0) && isPrefix(level.map((l) => l === 2), int4Cost);
         if (ruleState) states.push({ level, steps: level.reduce((a, l) => a + l, 0), bytes: bytesOf(names, level, bits, floatDtype) });
       }
       expect(states.length).toBe(mixedInt4 ? 2 * count + 1 : count + 1);
@@ -100,7 +108,7 @@ describe('guided layer selection', () => {
       expect(planBytes).toBe(expected.bytes);
       expect(selection.reachedRatio).toBe(teacherFloatBytes / planBytes);
       expect(selection.reachedRatio).toBeGreaterThanOrEqual(targetRatio);
-      expect(selection.order).toEqual([...names].sort((a, b) => sens[names.indexOf(a)]! - sens[names.indexOf(b)]!));
+      expect(selection.order).toEqual([...names].sort((a, b) => cost[names.indexOf(a)]! - cost[names.indexOf(b)]!));
       expect(selection.modules.map((m) => m.module)).toEqual(declared.map((m) => m.module).filter((m) => selection.modules.some((s) => s.module === m)));
     }
     // The instances exercised every branch.
@@ -109,7 +117,7 @@ describe('guided layer selection', () => {
     expect(mixedUsedInt4).toBeGreaterThan(0);
   });
 
-  it('ties: the module saving more bytes first, then declaration order; negative sensitivities first', () => {
+  it('cost per byte: of equal sensitivities the module saving more bytes first, equal costs in declaration order, negative sensitivities first', () => {
     const byName = (name: string) => declared.find((m) => m.module === name)!;
     const records = [
       record(byName('model.encoder.layers.1.self_attn.q_proj'), 0.5),
@@ -126,6 +134,23 @@ describe('guided layer selection', () => {
     // The float model is already 3× smaller than this teacher: nothing needs quantizing.
     expect(selection.modules).toEqual([]);
     expect(selection.bytes).toBe(4 * parameterCount(smallConfig));
+  });
+
+  it('a large module costing less per byte goes first though it is the most sensitive (a small Whisper\'s token embedding)', () => {
+    const byName = (name: string) => declared.find((m) => m.module === name)!;
+    const embed = byName('model.decoder.embed_tokens'); // [300, 32]: 0.3 / 27600 bytes saved
+    const small = ['model.encoder.layers.0.self_attn.q_proj', 'model.encoder.layers.1.self_attn.q_proj', 'model.decoder.layers.0.fc2'].map(byName);
+    const records = [record(embed, 0.3), ...small.map((m, i) => record(m, 0.05 + 0.01 * i))];
+    const names = [embed, ...small].map((m) => m.module);
+    for (const mixedInt4 of [false, true]) {
+      // Just the embedding at int8 (or, mixed, everything at int8 and just the embedding at int4) meets the target.
+      const target = bytesOf(names, mixedInt4 ? [2, 1, 1, 1] : [1, 0, 0, 0], 8, 'F32');
+      const selection = selectLayers(records, { config: smallConfig, teacherFloatBytes, targetRatio: teacherFloatBytes / target, bits: 8, mixedInt4 });
+      expect(selection.order[0]).toBe(embed.module);
+      expect(selection.bytes).toBe(target);
+      expect(selection.modules.find((m) => m.module === embed.module)?.bits).toBe(mixedInt4 ? 4 : 8);
+      expect(selection.modules.filter((m) => m.bits === 4).length).toBe(mixedInt4 ? 1 : 0);
+    }
   });
 
   it('never quantizes a module whose int8 form is not smaller (4 values a row in F16: 8 bytes either way)', () => {
