@@ -1,7 +1,7 @@
 // `dqw quant plan`: guided layer selection (Whisper-KDQ, docs/method.md). Each quantizable layer
 // of the student is fake-quantized alone and the distillation loss against the float teacher is
-// measured on held-out examples; layers are then quantized from least to most sensitive until the
-// student is the requested ratio smaller than the teacher's float32 bytes. The plan is written as
+// measured on held-out examples; layers are then quantized cheapest first (sensitivity per byte
+// saved) until the student is the requested ratio smaller than the teacher's float32 bytes. The plan is written as
 // quant-plan.json for `dqw distill --quant-plan` and `dqw export`.
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
@@ -24,8 +24,9 @@ import { formatSkippedRows, readManifestArgument } from './eval.js';
 export const quantUsage = `usage: dqw quant plan --model <student ckpt> --teacher <ckpt> --data <manifest> --target-ratio <r> --out <plan.json> [options]
 
   Measures each quantizable layer's sensitivity (increase of alpha*CE + beta*KL(tau) to the float
-  teacher on held-out examples when that layer alone is fake-quantized) and quantizes layers from
-  least to most sensitive until teacher float32 bytes / student bytes >= --target-ratio.
+  teacher on held-out examples when that layer alone is fake-quantized) and quantizes layers
+  cheapest first (sensitivity per byte saved) until teacher float32 bytes / student bytes >=
+  --target-ratio.
   --model <ckpt>        the student (Hugging Face folder or ggml file; e.g. a dqw distill checkpoint)
   --teacher <ckpt>      the float teacher the ratio and the loss refer to
   --data <manifest>     held-out examples (JSONL, Common Voice .tsv, audiofolder metadata.csv)
@@ -33,8 +34,8 @@ export const quantUsage = `usage: dqw quant plan --model <student ckpt> --teache
   --batch <n>           examples per forward (default 4)
   --target-ratio <r>    teacher float32 bytes / student bytes to reach (e.g. 5.18)
   --bits <b>            8 (default) or 4
-  --mixed-int4          with --bits 8: when int8 everywhere misses the target, turn the least
-                        sensitive layers to int4 until it is met
+  --mixed-int4          with --bits 8: when int8 everywhere misses the target, turn the
+                        cheapest layers to int4 until it is met
   --float-dtype <t>     f32 (default) or f16: how the layers left float are stored
   --reuse <plan.json>   select again from a plan's measurements (no GPU), e.g. for another ratio
   --out <file>          where quant-plan.json goes (written atomically)
