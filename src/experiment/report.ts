@@ -57,9 +57,22 @@ export interface ExperimentResults {
 /** A target of issue 5 and whether this run met it. */
 export interface TargetCheck {
   readonly target: string;
-  /** null: the run lacks the models to tell. */
+  /**
+   * null: not judged — the run lacks the models, or (for the comparisons by CER) a model compared
+   * does not transcribe (CER ≥ 100%: its transcripts are not text of the language, so CER
+   * differences compare nothing).
+   */
   readonly met: boolean | null;
+  /** For the comparisons: whether the same ordering holds by test cross-entropy (undefined where the models are missing). */
+  readonly byCrossEntropy?: boolean;
   readonly measured: string;
+}
+
+/** How a check reads in the tables: yes, **no**, or why it is not judged. */
+export function verdict(t: TargetCheck): string {
+  const ce = t.byCrossEntropy === undefined ? '' : `; by test CE: ${t.byCrossEntropy ? 'yes' : 'no'}`;
+  if (t.met === null) return `not judged by CER${t.byCrossEntropy === undefined ? ' (not run)' : ' (a model compared does not transcribe)'}${ce}`;
+  return `${t.met ? 'yes' : '**no**'}${ce}`;
 }
 
 const pct = (rate: number | null | undefined) => (rate === null || rate === undefined ? '—' : `${(rate * 100).toFixed(1)}%`);
@@ -68,20 +81,26 @@ const pct = (rate: number | null | undefined) => (rate === null || rate === unde
 export function targetChecks(r: ExperimentResults): TargetCheck[] {
   const cer = (id: string) => r.models.find((m) => m.id === id)?.evaluation.overall.cer ?? null;
   const known = (...v: (number | null)[]) => v.every((x) => x !== null);
+  /** Each compared model transcribes (CER below 100%): only then do CER differences mean anything. */
+  const transcribing = (...v: (number | null)[]) => v.every((x) => x !== null && x < 1);
   const [teacher, scratch, fixed, dynamic, ptq, dq] = ['teacher', 'scratch', 'kd-fixed', 'kd-dynamic', 'kd-dynamic-ptq', 'dq-int8'].map(cer) as [number | null, number | null, number | null, number | null, number | null, number | null];
   const ce = (id: string) => r.models.find((m) => m.id === id)?.evaluation.referenceLoss.overall.loss;
   const ceOf = (...ids: string[]) => ids.map((id) => ce(id)?.toFixed(3) ?? '—').join(' / ');
+  const [ceScratch, ceFixed, ceDynamic, cePtq, ceDq] = ['scratch', 'kd-fixed', 'kd-dynamic', 'kd-dynamic-ptq', 'dq-int8'].map(ce);
   const dqModel = r.models.find((m) => m.id === 'dq-int8');
   return [
     { target: 'teacher CER ≤ 10% on the test split', met: teacher === null ? null : teacher <= 0.1, measured: pct(teacher) },
     {
       target: 'dynamic matching better than fixed-map KD better than from scratch',
-      met: known(scratch, fixed, dynamic) ? dynamic! < fixed! && fixed! < scratch! : null,
+      met: transcribing(scratch, fixed, dynamic) ? dynamic! < fixed! && fixed! < scratch! : null,
+      byCrossEntropy: known(scratch, fixed, dynamic) ? ceDynamic! < ceFixed! && ceFixed! < ceScratch! : undefined,
       measured: `CER ${pct(dynamic)} / ${pct(fixed)} / ${pct(scratch)}; test CE ${ceOf('kd-dynamic', 'kd-fixed', 'scratch')}`,
     },
     {
       target: 'QAD int8 within 1 CER point of the float student, post-training int8 losing more',
-      met: known(dynamic, ptq, dq) ? dq! - dynamic! <= 0.01 && ptq! - dynamic! > dq! - dynamic! : null,
+      met: transcribing(dynamic, ptq, dq) ? dq! - dynamic! <= 0.01 && ptq! - dynamic! > dq! - dynamic! : null,
+      // By CE: QAD's increase over the float student smaller than post-training quantization's.
+      byCrossEntropy: known(dynamic, ptq, dq) ? ceDq! - ceDynamic! < cePtq! - ceDynamic! : undefined,
       measured: `CER float ${pct(dynamic)}, QAD ${pct(dq)}, post-training ${pct(ptq)}; test CE ${ceOf('kd-dynamic', 'dq-int8', 'kd-dynamic-ptq')}`,
     },
     {
@@ -135,7 +154,7 @@ export function resultsMarkdown(r: ExperimentResults): string {
   out.push('', '## Results on the held-out test split', '', resultsTable(r));
   out.push('Test CE: teacher-forced cross-entropy of the reference transcripts (nats per text token, as the training loss measures it), which ranks models that do not yet transcribe. CER over non-space characters after Whisper\'s text normalizers; RTF = decoding seconds / audio seconds on the adapter above (greedy, after one warm-up clip). Sizes are the tensor bytes of the checkpoint (int8/int4 weights with one f32 scale per output channel); "× smaller" is against the teacher stored as float32.', '');
   out.push('## Targets', '', '| target | met | measured |', '|---|---|---|');
-  for (const t of targetChecks(r)) out.push(`| ${t.target} | ${t.met === null ? 'not run' : t.met ? 'yes' : '**no**'} | ${t.measured} |`);
+  for (const t of targetChecks(r)) out.push(`| ${t.target} | ${verdict(t)} | ${t.measured} |`);
   out.push('', '## Plots', '', '![CER per language](cer.svg)', '', '![test cross-entropy per language](test-ce.svg)', '', '![training cross-entropy](training-loss.svg)', '');
   if (r.models.some((m) => m.id === 'kd-dynamic')) out.push('![layer map of the kd-dynamic student](layer-map.svg)', '');
   const sampled = r.models.find((m) => m.id === 'dq-int8') ?? r.models.at(-1);
@@ -189,7 +208,7 @@ export function resultsHtml(r: ExperimentResults, charts: readonly string[]): st
     const rows = md.trim().split('\n').filter((_, i) => i !== 1).map((l) => l.slice(2, -2).split(' | '));
     return `<table>${rows.map((cells, i) => `<tr>${cells.map((c) => (i === 0 ? `<th>${escapeXml(c)}</th>` : `<td>${escapeXml(c.replace(/\*\*/g, ''))}</td>`)).join('')}</tr>`).join('')}</table>`;
   };
-  const checks = targetChecks(r).map((t) => `<tr><td>${escapeXml(t.target)}</td><td>${t.met === null ? 'not run' : t.met ? 'yes' : '<b>no</b>'}</td><td>${escapeXml(t.measured)}</td></tr>`).join('');
+  const checks = targetChecks(r).map((t) => `<tr><td>${escapeXml(t.target)}</td><td>${escapeXml(verdict(t)).replace(/\*\*no\*\*/, '<b>no</b>')}</td><td>${escapeXml(t.measured)}</td></tr>`).join('');
   const sampled = r.models.find((m) => m.id === 'dq-int8') ?? r.models.at(-1);
   const samples = sampled
     ? sampleTranscripts(sampled, r.preset.samples).map((s) => `<tr><td>${escapeXml(s.language)}</td><td>${escapeXml(s.reference)}</td><td>${escapeXml(s.hypothesis)}</td></tr>`).join('')
@@ -223,7 +242,7 @@ export async function writeExperimentReport(out: string, r: ExperimentResults, i
   const files: [string, string][] = [...charts, ['results.md', markdown], ['results.json', `${JSON.stringify(r, null, 2)}\n`], ['report.html', resultsHtml(r, charts.map(([, svg]) => svg))]];
   for (const [name, text] of files) await writeFileAtomic(join(out, name), textFile(name, text));
   io.stdout.write(`\n${resultsTable(r)}\n`);
-  for (const t of targetChecks(r)) io.stdout.write(`${t.met === null ? 'not run' : t.met ? 'met    ' : 'MISSED '} ${t.target}: ${t.measured}\n`);
+  for (const t of targetChecks(r)) io.stdout.write(`${t.target}: ${verdict(t).replace(/\*\*/g, '')} (${t.measured})\n`);
   const sampled = r.models.find((m) => m.id === 'dq-int8') ?? r.models.at(-1);
   if (sampled && r.preset.samples > 0) {
     io.stdout.write(`\nheld-out clips, ${sampled.id} (${sampled.quantization}):\n`);

@@ -2,7 +2,7 @@
 // table's rows, and the bars drawn.
 import { describe, expect, it } from 'vitest';
 import { experimentPresets, parseExperimentPreset } from '../../src/experiment/presets.js';
-import { resultsTable, scoreBarChart, targetChecks, type ExperimentResults, type ModelResult } from '../../src/experiment/report.js';
+import { resultsTable, scoreBarChart, targetChecks, verdict, type ExperimentResults, type ModelResult } from '../../src/experiment/report.js';
 import { presetConfig } from '../../src/model/config.js';
 
 const model = (id: ModelResult['id'], cer: number, compression = 1): ModelResult => ({
@@ -32,8 +32,18 @@ describe('experiment targets', () => {
   it('are missed one by one, and unknown where a model was not run', () => {
     const r = results([model('teacher', 0.11), model('scratch', 0.5), model('kd-fixed', 0.2), model('kd-dynamic', 0.3), model('kd-dynamic-ptq', 0.31, 5), model('dq-int8', 0.32, 5)]);
     expect(targetChecks(r).map((t) => t.met)).toEqual([false, false, false, false]);
+    expect(targetChecks(r).map((t) => t.byCrossEntropy)).toEqual([undefined, false, false, undefined]);
     const partial = results([model('teacher', 0.05), model('kd-dynamic', 0.3)]);
     expect(targetChecks(partial).map((t) => t.met)).toEqual([true, null, null, null]);
+    expect(targetChecks(partial).map(verdict)).toEqual(['yes', 'not judged by CER (not run)', 'not judged by CER (not run)', 'not judged by CER (not run)']);
+  });
+
+  it('comparisons by CER are not judged when a compared model does not transcribe (CER ≥ 100%), only by cross-entropy', () => {
+    // QAD "beats" the float student at 99% against 129% CER: garbage against garbage.
+    const r = results([model('teacher', 1), model('scratch', 1), model('kd-fixed', 1.56), model('kd-dynamic', 1.29), model('kd-dynamic-ptq', 1.61, 7.3), model('dq-int8', 0.99, 7.3)]);
+    const checks = targetChecks(r);
+    expect(checks.map((t) => t.met)).toEqual([false, null, null, true]);
+    expect(verdict(checks[2]!)).toBe('not judged by CER (a model compared does not transcribe); by test CE: yes');
   });
 
   it('table: one row per model with CER per language; chart: one bar per model and group', () => {
