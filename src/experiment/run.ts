@@ -288,7 +288,7 @@ export async function runExperiment(options: ExperimentOptions, io: CommandIo): 
   const teacherSized: SizedModel = { label: 'teacher', config: teacherConfig };
   for (const model of models) {
     const path = join(evalDir, `${model.id}.json`);
-    await log.run(`eval-${model.id}`, `test: ${model.id} on ${testExamples.length} held-out clips`, `dqw eval --model ${model.path} --data ${manifests.test.path}${preset.eval.testLimit ? ` --limit ${preset.eval.testLimit}` : ''}`, async () => {
+    await log.run(`eval-${model.id}`, `test: ${model.id} on ${testExamples.length} held-out clips`, `dqw eval --model ${model.path} --data ${manifests.test.path}${preset.eval.testLimit ? ` --limit ${preset.eval.testLimit}` : ''}, then Evaluator.referenceLoss on the same clips`, async () => {
       const { result, loss, quantization } = await evaluateModel(model.path, testExamples, io);
       await writeFileAtomic(path, textFile(`${model.id}.json`, `${JSON.stringify({ quantization, ...evaluationRecord(result, loss) })}\n`));
     });
