@@ -113,12 +113,15 @@ export class ApplyTimestampRules implements LogitFilter {
   }
 }
 
-/** log Σ exp(x[i]) over [begin, end), in float64; −∞ when every term is −∞. */
-export function logSumExp(x: ArrayLike<number>, begin = 0, end = x.length): number {
+/**
+ * log Σ exp(x[i] / temperature) over [begin, end), in float64; −∞ when every term is −∞. The
+ * temperature (default 1) is a divisor, as the distillation losses soften logits.
+ */
+export function logSumExp(x: ArrayLike<number>, begin = 0, end = x.length, temperature = 1): number {
   let max = -Infinity;
-  for (let i = begin; i < end; i++) if (x[i]! > max) max = x[i]!;
+  for (let i = begin; i < end; i++) if (x[i]! / temperature > max) max = x[i]! / temperature;
   if (max === -Infinity || Number.isNaN(max)) return max;
   let sum = 0;
-  for (let i = begin; i < end; i++) sum += Math.exp(x[i]! - max);
+  for (let i = begin; i < end; i++) sum += Math.exp(x[i]! / temperature - max);
   return max + Math.log(sum);
 }

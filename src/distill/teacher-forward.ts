@@ -8,6 +8,7 @@ import { Graph, type GraphTensor } from '../graph/graph.js';
 import { stack } from '../graph/ops.js';
 import { buildWhisper, type WhisperGraph, type WhisperShape, type WhisperWeights } from '../model/whisper.js';
 import type { CachedTeacherOutputs, DistillationBatch } from './step.js';
+import { logSumExp } from '../decode/logit-filters.js';
 import { topKRows } from './top-k.js';
 
 export class TeacherForward {
@@ -51,13 +52,7 @@ export class TeacherForward {
     const logits = await c.read(this.teacher.logits);
     const top = topKRows(logits, B * T, this.vocabSize, topK, 'teacher logits');
     const V = this.vocabSize;
-    // The row's maximum is its first top-k value.
-    const teacherLogsumexp = Float32Array.from({ length: B * T }, (_, r) => {
-      const max = top.values[r * topK]! / tau;
-      let sum = 0;
-      for (let v = 0; v < V; v++) sum += Math.exp(logits[r * V + v]! / tau - max);
-      return max + Math.log(sum);
-    });
+    const teacherLogsumexp = Float32Array.from({ length: B * T }, (_, r) => logSumExp(logits, r * V, (r + 1) * V, tau));
     return { topkValues: top.values, topkIds: top.ids, teacherLogsumexp, encoderStates: await c.read(this.encoderStates), decoderStates: await c.read(this.decoderStates) };
   }
 

@@ -9,6 +9,7 @@ import { WHISPER_SAMPLE_RATE } from '../audio/resample.js';
 import { loadExampleAudio, type AudioReader } from '../data/audio-loader.js';
 import type { SkippedRow, TrainingExample } from '../data/examples.js';
 import { GpuDecoderBackend } from '../decode/gpu-backend.js';
+import { logSumExp } from '../decode/logit-filters.js';
 import { transcribe, type TranscribeOptions } from '../decode/transcribe.js';
 import type { AdapterDescription } from '../gpu/device.js';
 import { tokenSequence } from '../distill/batch.js';
@@ -215,11 +216,7 @@ export class Evaluator {
         for (let i = 0; i + 1 < sequence.length; i++) {
           const logits = await session.step([[sequence[i]!]]);
           if (i + 1 < prompt) continue;
-          let max = -Infinity;
-          for (const v of logits) if (v > max) max = v;
-          let total = 0;
-          for (const v of logits) total += Math.exp(v - max);
-          sum.nll += max + Math.log(total) - logits[sequence[i + 1]!]!;
+          sum.nll += logSumExp(logits) - logits[sequence[i + 1]!]!;
           sum.tokens++;
         }
       } finally {
