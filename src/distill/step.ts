@@ -391,9 +391,9 @@ export async function compileDistillationStep(gpu: Gpu, opts: DistillationStepOp
   const frozenEncoder = !!opts.frozenEncoder;
   if (frozenEncoder) {
     if (!teacherWeights) throw new ConfigError(`distillation: frozenEncoder needs a teacher${cachedTeacher ? ' forward (the teacher cache holds no encoder output)' : ''}`);
-    if (!tc) throw new ConfigError('distillation: frozenEncoder needs a teacher');
-    const differ = encoderFields.filter((f) => sc[f] !== tc[f]);
-    if (differ.length) throw new ConfigError(`distillation: frozenEncoder needs the teacher's encoder, but ${differ.map((f) => `${f} ${sc[f]} vs ${tc[f]}`).join(', ')}`);
+    const t = teacherWeights.config;
+    const differ = encoderFields.filter((f) => sc[f] !== t[f]);
+    if (differ.length) throw new ConfigError(`distillation: frozenEncoder needs the teacher's encoder, but ${differ.map((f) => `${f} ${sc[f]} vs ${t[f]}`).join(', ')}`);
   }
 
   const g = new Graph();
