@@ -11,6 +11,7 @@ import { DqwError } from '../errors.js';
 import type { EvaluationResult, ReferenceLoss } from '../eval/evaluate.js';
 import { readAudioFile16k } from '../io/audio-file.js';
 import { textFile } from '../io/byte-source.js';
+import { hfConfigText } from '../io/huggingface.js';
 import { writeFileAtomic } from '../io/node-files.js';
 import { latestTrainingCheckpoint } from '../io/training-checkpoint.js';
 import type { WhisperConfig } from '../model/config.js';
@@ -150,10 +151,10 @@ function manifestRow(line: string): { duration?: unknown; language?: unknown; au
   }
 }
 
-/** The arguments every training run of the experiment shares. */
-function budgetArgs(budget: TrainingBudget, manifests: { train: string; dev: string }, devLimit: number, out: string): string[] {
+/** The arguments every training run of the experiment shares (its --out apart). */
+function budgetArgs(budget: TrainingBudget, manifests: { train: string; dev: string }, devLimit: number): string[] {
   return [
-    '--data', manifests.train, '--dev', manifests.dev, '--out', out,
+    '--data', manifests.train, '--dev', manifests.dev,
     '--steps', String(budget.steps), '--batch', String(budget.batch), '--lr', String(budget.lr), '--decay', 'cosine',
     '--eval-every', String(budget.evalEvery), '--eval-limit', String(devLimit),
     '--checkpoint-every', String(Math.max(1, Math.floor(budget.evalEvery / 2))), '--seed', '0',
@@ -227,14 +228,14 @@ export async function runExperiment(options: ExperimentOptions, io: CommandIo): 
   const configsDir = join(out, 'configs');
   const writeConfig = async (name: string, config: WhisperConfig) => {
     const path = join(configsDir, name);
-    await writeFileAtomic(path, textFile(name, `${JSON.stringify({ ...config, model_type: 'whisper' }, null, 2)}\n`));
+    await writeFileAtomic(path, textFile(name, hfConfigText(config)));
     return path;
   };
   let teacherPath = teacherPathGiven;
   if (!teacherPath) {
     const runDir = join(out, 'teacher');
     const config = await writeConfig('teacher.json', teacherConfig);
-    const args = ['train', '--model', config, ...budgetArgs(preset.teacher.training, splits, preset.eval.devLimit, runDir)];
+    const args = ['train', '--model', config, '--out', runDir, ...budgetArgs(preset.teacher.training, splits, preset.eval.devLimit)];
     await trainingStage(log, 'teacher', 'teacher: cross-entropy training from scratch', args, runDir, io);
     teacherPath = await finalCheckpoint(runDir);
   }
@@ -243,18 +244,24 @@ export async function runExperiment(options: ExperimentOptions, io: CommandIo): 
   const studentConfig: WhisperConfig = { ...teacherConfig, encoder_layers: preset.student.encoderLayers, decoder_layers: preset.student.decoderLayers };
   const studentJson = await writeConfig('student.json', studentConfig);
   const studentRuns: Partial<Record<VariantId, string>> = {};
-  const budget = budgetArgs(preset.students, splits, preset.eval.devLimit, '');
-  const withOut = (runDir: string) => budget.map((a, i) => (budget[i - 1] === '--out' ? runDir : a));
-  const distillArgs = (runDir: string, extra: string[]) => ['distill', '--teacher', teacherPath!, '--student', studentJson, ...withOut(runDir), ...extra];
+  const budget = budgetArgs(preset.students, splits, preset.eval.devLimit);
+  const distillArgs = (runDir: string, extra: string[]) => ['distill', '--teacher', teacherPath!, '--student', studentJson, '--out', runDir, ...budget, ...extra];
   const modelsDir = join(out, 'models');
   const planPath = join(out, 'quant-plan.json');
+  /** Stage `stage`: export `checkpoint` as variant `id` quantized by the plan; returns the model scored. */
+  const exportByPlan = async (stage: string, title: string, id: VariantId, checkpoint: string) => {
+    const output = join(modelsDir, id);
+    const args = ['export', '--model', checkpoint, '--format', 'hf', '--quant-plan', planPath, '--teacher', teacherPath!, '--output', output];
+    await log.run(stage, title, commandLine(args), () => exportCommand(args.slice(1), io));
+    return { id, path: output, plan: planPath };
+  };
   if (needsPlan && !variants.has('kd-dynamic')) throw new DqwError(`preset ${preset.name}: kd-dynamic-ptq and dq-int8 need kd-dynamic (guided layer selection measures its layers)`);
   const models: { id: VariantId | 'teacher'; path: string; plan?: string }[] = [{ id: 'teacher', path: teacherPath }];
 
   for (const id of preset.variants) {
     const runDir = join(out, 'students', id);
     if (id === 'scratch') {
-      await trainingStage(log, id, `student ${id}: ${variantTitles[id]}`, ['train', '--model', studentJson, ...withOut(runDir)], runDir, io);
+      await trainingStage(log, id, `student ${id}: ${variantTitles[id]}`, ['train', '--model', studentJson, '--out', runDir, ...budget], runDir, io);
     } else if (id === 'kd-fixed' || id === 'kd-dynamic') {
       await trainingStage(log, id, `student ${id}: ${variantTitles[id]}`, distillArgs(runDir, ['--matching', id === 'kd-fixed' ? 'fixed' : 'dynamic']), runDir, io);
       if (id === 'kd-dynamic') {
@@ -262,22 +269,13 @@ export async function runExperiment(options: ExperimentOptions, io: CommandIo): 
         if (needsPlan) await log.run('quant-plan', 'guided layer selection: sensitivity of each layer of the kd-dynamic student', commandLine(plan), () => quantCommand(plan.slice(1), io));
       }
     } else if (id === 'kd-dynamic-ptq') {
-      const output = join(modelsDir, id);
-      const args = ['export', '--model', await finalCheckpoint(join(out, 'students', 'kd-dynamic')), '--format', 'hf', '--quant-plan', planPath, '--teacher', teacherPath, '--output', output];
-      await log.run(id, `student ${id}: the kd-dynamic student quantized after training by the plan`, commandLine(args), () => exportCommand(args.slice(1), io));
-      models.push({ id, path: output, plan: planPath });
+      models.push(await exportByPlan(id, `student ${id}: the kd-dynamic student quantized after training by the plan`, id, await finalCheckpoint(join(out, 'students', 'kd-dynamic'))));
       continue;
     } else {
       await trainingStage(log, id, `student ${id}: ${variantTitles[id]}`, distillArgs(runDir, ['--matching', 'dynamic', '--quant-plan', planPath, '--quant-warmup', String(preset.students.quantWarmup)]), runDir, io);
-      const output = join(modelsDir, id);
-      const args = ['export', '--model', await finalCheckpoint(runDir), '--format', 'hf', '--quant-plan', planPath, '--teacher', teacherPath, '--output', output];
-      await log.run(`${id}-export`, `student ${id}: int8/int4 export by the plan`, commandLine(args), () => exportCommand(args.slice(1), io));
-      models.push({ id, path: output, plan: planPath });
-      studentRuns[id] = runDir;
-      continue;
     }
     studentRuns[id] = runDir;
-    models.push({ id, path: await finalCheckpoint(runDir) });
+    models.push(id === 'dq-int8' ? await exportByPlan(`${id}-export`, `student ${id}: int8/int4 export by the plan`, id, await finalCheckpoint(runDir)) : { id, path: await finalCheckpoint(runDir) });
   }
 
   // Scores on the test split.

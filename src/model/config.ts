@@ -150,9 +150,11 @@ export function whisperConfigJson(c: WhisperConfig): Record<string, unknown> {
     activation_function: 'gelu',
     scale_embedding: false,
     is_encoder_decoder: true,
-    num_hidden_layers: c.encoder_layers,
     ...extra,
     ...fields,
+    // Derived from the layers, never carried over: a config cut from another (a student from its
+    // teacher) would otherwise keep the teacher's count in `extra`.
+    num_hidden_layers: c.encoder_layers,
   };
 }
 
