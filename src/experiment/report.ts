@@ -118,26 +118,32 @@ const shapeOf = (c: WhisperConfig) =>
 /** The languages scored, in the order of the first model's table. */
 const languagesOf = (r: ExperimentResults) => [...new Set(r.models.flatMap((m) => m.evaluation.languages.map((l) => l.language)))];
 
-/** The main table as Markdown: size and CER of every model. */
-export function resultsTable(r: ExperimentResults): string {
+/** The main table's header and one row of cells per model: size, test CE, CER overall and per language, RTF. */
+function resultsRows(r: ExperimentResults): { head: string[]; rows: string[][] } {
   const languages = languagesOf(r);
   const head = ['model', 'runs as', 'parameters', 'MB', '× smaller', 'test CE', 'CER', ...languages.map((l) => `CER ${l}`), 'RTF'];
-  const lines = [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i < 2 ? '---' : '---:')).join('|')}|`];
-  for (const m of r.models) {
+  const rows = r.models.map((m) => {
     const byLanguage = new Map(m.evaluation.languages.map((l) => [l.language, l.cer]));
     const runsAs = m.quantization === 'f32' ? 'f32' : m.quantization.replace(/^int8 \((\d)-bit weights in (\d+) modules.*$/, 'int8 kernels, $2 modules');
-    const cells = [
+    return [
       `${m.id}: ${m.title}`, runsAs, `${(m.size.parameters / 1e6).toFixed(2)} M`, (m.size.bytes / 1e6).toFixed(2), m.size.compression.toFixed(2),
       m.evaluation.referenceLoss.overall.loss.toFixed(3), pct(m.evaluation.overall.cer), ...languages.map((l) => pct(byLanguage.get(l))), m.evaluation.overall.realTimeFactor?.toFixed(3) ?? '—',
     ];
-    lines.push(`| ${cells.join(' | ')} |`);
-  }
+  });
+  return { head, rows };
+}
+
+/** The main table as Markdown. */
+export function resultsTable(r: ExperimentResults): string {
+  const { head, rows } = resultsRows(r);
+  const lines = [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i < 2 ? '---' : '---:')).join('|')}|`, ...rows.map((cells) => `| ${cells.join(' | ')} |`)];
   return `${lines.join('\n')}\n`;
 }
 
-/** Reference and hypothesis of the first `n` test clips for one model. */
-export function sampleTranscripts(m: ModelResult, n: number): { audio: string; language: string; reference: string; hypothesis: string }[] {
-  return m.evaluation.utterances.slice(0, n).map((u) => ({ ...u }));
+/** The transcripts the report shows: the first `preset.samples` test clips of dq-int8 (else of the last model); null for none. */
+function shownTranscripts(r: ExperimentResults): { model: ModelResult; utterances: ModelResult['evaluation']['utterances'] } | null {
+  const model = r.models.find((m) => m.id === 'dq-int8') ?? r.models.at(-1);
+  return model && r.preset.samples > 0 ? { model, utterances: model.evaluation.utterances.slice(0, r.preset.samples) } : null;
 }
 
 /** results.md. */
@@ -157,11 +163,11 @@ export function resultsMarkdown(r: ExperimentResults): string {
   for (const t of targetChecks(r)) out.push(`| ${t.target} | ${verdict(t)} | ${t.measured} |`);
   out.push('', '## Plots', '', '![CER per language](cer.svg)', '', '![test cross-entropy per language](test-ce.svg)', '', '![training cross-entropy](training-loss.svg)', '');
   if (r.models.some((m) => m.id === 'kd-dynamic')) out.push('![layer map of the kd-dynamic student](layer-map.svg)', '');
-  const sampled = r.models.find((m) => m.id === 'dq-int8') ?? r.models.at(-1);
-  if (sampled && r.preset.samples > 0) {
-    out.push(`## Transcripts of ${sampled.id} (first ${r.preset.samples} test clips)`, '', '| language | reference | transcript |', '|---|---|---|');
+  const shown = shownTranscripts(r);
+  if (shown) {
+    out.push(`## Transcripts of ${shown.model.id} (first ${r.preset.samples} test clips)`, '', '| language | reference | transcript |', '|---|---|---|');
     const cell = (t: string) => t.replace(/\|/g, '\\|').replace(/\n/g, ' ');
-    for (const s of sampleTranscripts(sampled, r.preset.samples)) out.push(`| ${s.language} | ${cell(s.reference)} | ${cell(s.hypothesis)} |`);
+    for (const s of shown.utterances) out.push(`| ${s.language} | ${cell(s.reference)} | ${cell(s.hypothesis)} |`);
     out.push('');
   }
   out.push('## Stages', '', '| stage | wall time | command |', '|---|---:|---|');
@@ -204,25 +210,21 @@ export function trainingLossChart(runs: readonly { name: string; metricsText: st
 
 /** report.html: the Markdown's content as a self-contained page with the charts inline. */
 export function resultsHtml(r: ExperimentResults, charts: readonly string[]): string {
-  const table = (md: string) => {
-    const rows = md.trim().split('\n').filter((_, i) => i !== 1).map((l) => l.slice(2, -2).split(' | '));
-    return `<table>${rows.map((cells, i) => `<tr>${cells.map((c) => (i === 0 ? `<th>${escapeXml(c)}</th>` : `<td>${escapeXml(c.replace(/\*\*/g, ''))}</td>`)).join('')}</tr>`).join('')}</table>`;
-  };
+  const { head, rows } = resultsRows(r);
+  const table = `<table><tr>${head.map((c) => `<th>${escapeXml(c)}</th>`).join('')}</tr>${rows.map((cells) => `<tr>${cells.map((c) => `<td>${escapeXml(c)}</td>`).join('')}</tr>`).join('')}</table>`;
   const checks = targetChecks(r).map((t) => `<tr><td>${escapeXml(t.target)}</td><td>${escapeXml(verdict(t)).replace(/\*\*no\*\*/, '<b>no</b>')}</td><td>${escapeXml(t.measured)}</td></tr>`).join('');
-  const sampled = r.models.find((m) => m.id === 'dq-int8') ?? r.models.at(-1);
-  const samples = sampled
-    ? sampleTranscripts(sampled, r.preset.samples).map((s) => `<tr><td>${escapeXml(s.language)}</td><td>${escapeXml(s.reference)}</td><td>${escapeXml(s.hypothesis)}</td></tr>`).join('')
-    : '';
+  const shown = shownTranscripts(r);
+  const samples = shown ? shown.utterances.map((s) => `<tr><td>${escapeXml(s.language)}</td><td>${escapeXml(s.reference)}</td><td>${escapeXml(s.hypothesis)}</td></tr>`).join('') : '';
   const stages = Object.entries(r.stages).map(([id, s]) => `<tr><td>${escapeXml(id)}</td><td>${formatDuration(s.seconds)}</td><td><code>${escapeXml(s.command)}</code></td></tr>`).join('');
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>DQ-Whisper experiment ${escapeXml(r.preset.name)}</title>
 <style>body{font:14px/1.45 system-ui,sans-serif;color:#222;margin:24px auto;max-width:1000px;padding:0 16px}table{border-collapse:collapse;margin:8px 0;font-size:12px}.wide{overflow-x:auto}th,td{padding:3px 8px;border-bottom:1px solid #eee;text-align:left;vertical-align:top}code{font:12px ui-monospace,monospace;background:#f4f4f4;word-break:break-all}svg{max-width:100%;height:auto}</style></head><body>
 <h1>DQ-Whisper experiment: preset ${escapeXml(r.preset.name)}</h1>
 <p>${escapeXml(r.preset.description)}. Adapter: ${escapeXml(r.adapter)}. Wall time of all stages: ${formatDuration(r.wallSeconds)}.</p>
 <p>Teacher: ${escapeXml(shapeOf(r.teacherConfig))}<br>Students: ${escapeXml(shapeOf(r.studentConfig))}</p>
-<h2>Results on the held-out test split</h2><div class="wide">${table(resultsTable(r))}</div>
+<h2>Results on the held-out test split</h2><div class="wide">${table}</div>
 <h2>Targets</h2><table><tr><th>target</th><th>met</th><th>measured</th></tr>${checks}</table>
 <h2>Plots</h2>${charts.map((c) => `<figure>${c.replace(/^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/, '<svg')}</figure>`).join('')}
-${samples ? `<h2>Transcripts of ${escapeXml(sampled!.id)}</h2><table><tr><th>language</th><th>reference</th><th>transcript</th></tr>${samples}</table>` : ''}
+${samples ? `<h2>Transcripts of ${escapeXml(shown!.model.id)}</h2><table><tr><th>language</th><th>reference</th><th>transcript</th></tr>${samples}</table>` : ''}
 <h2>Stages</h2><table><tr><th>stage</th><th>wall time</th><th>command</th></tr>${stages}</table>
 </body></html>
 `;
@@ -243,10 +245,10 @@ export async function writeExperimentReport(out: string, r: ExperimentResults, i
   for (const [name, text] of files) await writeFileAtomic(join(out, name), textFile(name, text));
   io.stdout.write(`\n${resultsTable(r)}\n`);
   for (const t of targetChecks(r)) io.stdout.write(`${t.target}: ${verdict(t).replace(/\*\*/g, '')} (${t.measured})\n`);
-  const sampled = r.models.find((m) => m.id === 'dq-int8') ?? r.models.at(-1);
-  if (sampled && r.preset.samples > 0) {
-    io.stdout.write(`\nheld-out clips, ${sampled.id} (${sampled.quantization}):\n`);
-    for (const s of sampleTranscripts(sampled, r.preset.samples)) io.stdout.write(`  [${s.language}] reference:  ${s.reference}\n       transcript: ${s.hypothesis}\n`);
+  const shown = shownTranscripts(r);
+  if (shown) {
+    io.stdout.write(`\nheld-out clips, ${shown.model.id} (${shown.model.quantization}):\n`);
+    for (const s of shown.utterances) io.stdout.write(`  [${s.language}] reference:  ${s.reference}\n       transcript: ${s.hypothesis}\n`);
   }
   io.stdout.write(`\nreport: ${join(out, 'report.html')}, ${join(out, 'results.md')}; wall time of all stages ${formatDuration(r.wallSeconds)}\n`);
 }
