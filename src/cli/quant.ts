@@ -1,8 +1,8 @@
 // `dqw quant plan`: guided layer selection (Whisper-KDQ, docs/method.md). Each quantizable layer
 // of the student is fake-quantized alone and the distillation loss against the float teacher is
 // measured on held-out examples; layers are then quantized cheapest first (sensitivity per byte
-// saved) until the student is the requested ratio smaller than the teacher's float32 bytes. The plan is written as
-// quant-plan.json for `dqw distill --quant-plan` and `dqw export`.
+// saved) until the student is the requested ratio smaller than the teacher's float32 bytes, then
+// the overshoot is trimmed (selectLayers). The plan is written as quant-plan.json for `dqw distill --quant-plan` and `dqw export`.
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { BatchPreparer, decoderLength, type PreparedExample } from '../distill/batch.js';
@@ -26,7 +26,8 @@ export const quantUsage = `usage: dqw quant plan --model <student ckpt> --teache
   Measures each quantizable layer's sensitivity (increase of alpha*CE + beta*KL(tau) to the float
   teacher on held-out examples when that layer alone is fake-quantized) and quantizes layers
   cheapest first (sensitivity per byte saved) until teacher float32 bytes / student bytes >=
-  --target-ratio.
+  --target-ratio; then gives back the most sensitive earlier layers that the last one's saving
+  leaves room for.
   --model <ckpt>        the student (Hugging Face folder or ggml file; e.g. a dqw distill checkpoint)
   --teacher <ckpt>      the float teacher the ratio and the loss refer to
   --data <manifest>     held-out examples (JSONL, Common Voice .tsv, audiofolder metadata.csv)

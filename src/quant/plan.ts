@@ -179,11 +179,14 @@ function planOf(modules: readonly SelectedModule[], defaultBits: QuantBits): Qua
  * token embedding, most of a small Whisper's bytes) goes before many small ones that move it
  * more; equal costs go to the module saving more bytes, then to declaration order; negative
  * sensitivities come first. A module whose quantization would not make the model smaller is never
- * quantized. Modules are quantized to `bits` in rank order, and the selection is the shortest
+ * quantized. Modules are quantized to `bits` in rank order, up to the shortest
  * prefix meeting the target (none when the float model already meets it). With `mixedInt4` (bits
  * 8 only) and every module at int8 still too big, modules then turn int4 ranked by the same cost
- * with the bytes int8 → int4 saves, and the selection is all of them at int8 with the shortest
- * such prefix at int4 (sensitivities are measured at one bit width and reused).
+ * with the bytes int8 → int4 saves, after all of them at int8 (sensitivities are measured at one
+ * bit width and reused). Then a trim pass undoes steps of that prefix other than its last, the
+ * highest sensitivity per byte first, each one whose bytes still fit under the target (an int8
+ * step only once its int4 step is undone; steps with sensitivity ≤ 0 stay), so the last step's
+ * overshoot buys back the most sensitive of the earlier ones.
  *
  * Throws QuantTargetError (with the best reachable ratio) when quantizing every eligible module
  * misses the target, ConfigError for a bad option or a record that does not fit `config` (unknown
@@ -247,8 +250,21 @@ export function selectLayers(sensitivities: readonly LayerSensitivity[], opts: L
       best,
     );
   }
+  // Trim: the prefix's last step is the one that met the target and usually overshoots it (a
+  // large embedding step after many small ones), so give back earlier steps, most sensitivity
+  // per byte first, while the slack covers them; an int8 step stays while its int4 step does.
+  const kept = steps.slice(0, taken);
+  const sensitivityOf = new Map(sensitivities.map((s) => [s.module, s.sensitivity]));
+  const trimOrder = kept.slice(0, -1).filter((s) => sensitivityOf.get(s.module)! > 0)
+    .sort((a, b) => sensitivityOf.get(b.module)! / b.saves - sensitivityOf.get(a.module)! / a.saves);
+  for (const step of trimOrder) {
+    const needed = step.bits !== 4 && kept.some((s) => s.module === step.module && s.bits === 4);
+    if (needed || bytes + step.saves > targetBytes) continue;
+    bytes += step.saves;
+    kept.splice(kept.indexOf(step), 1);
+  }
   const bitsOf = new Map<string, QuantBits>();
-  for (const s of steps.slice(0, taken)) bitsOf.set(s.module, s.bits);
+  for (const s of kept) bitsOf.set(s.module, s.bits);
   const modules = declared.filter((m) => bitsOf.has(m.module)).map((m) => ({ module: m.module, bits: bitsOf.get(m.module)! }));
   return {
     modules, order, bytes, reachedRatio: opts.teacherFloatBytes / bytes,
