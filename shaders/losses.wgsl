@@ -62,6 +62,17 @@ fn write_grad(i: u32, g: f32) {
   if (rp.accumulate != 0u) { grad[i] += g; } else { grad[i] = g; }
 }
 
+// A row the mask ignores adds nothing: loss 0 and, unless accumulating, a zero gradient row.
+// Returns whether the row is ignored (the caller then returns; the row is workgroup-uniform).
+fn ignored_row(row: u32, cols: u32, ignore_index: i32, accumulate: u32, inv: Invocation) -> bool {
+  if (row_valid(row, ignore_index)) { return false; }
+  if (inv.lid == 0u) { row_loss[row] = 0.0; }
+  if (WRITE_GRAD && accumulate == 0u) {
+    for (var i = inv.lid; i < cols; i += WG) { grad[row * cols + i] = 0.0; }
+  }
+  return true;
+}
+
 // Cross-entropy with ignore index; ids are the targets (HAS_MASK must be on). A target outside
 // [0, cols) that is not ignore_index gives a NaN loss, so a bad label cannot pass silently.
 @compute @workgroup_size(WG)
@@ -71,13 +82,7 @@ fn cross_entropy(inv: Invocation, @builtin(workgroup_id) wg: vec3u) {
   let n_valid = count_valid(rp.rows, rp.ignore_index, inv);
   let base = row * rp.cols;
   let label_id = ids[row];
-  if (label_id == rp.ignore_index) {
-    if (inv.lid == 0u) { row_loss[row] = 0.0; }
-    if (WRITE_GRAD && rp.accumulate == 0u) {
-      for (var i = inv.lid; i < rp.cols; i += WG) { grad[base + i] = 0.0; }
-    }
-    return;
-  }
+  if (ignored_row(row, rp.cols, rp.ignore_index, rp.accumulate, inv)) { return; }
   // Online max and sum of exp(z - max): one read of the row.
   var ms = vec2f(NEG_MAX, 0.0);
   var i = inv.lid;
@@ -108,13 +113,7 @@ fn kl_divergence(inv: Invocation, @builtin(workgroup_id) wg: vec3u) {
   if (row >= rp.rows) { return; }
   let n_valid = count_valid(rp.rows, rp.ignore_index, inv);
   let base = row * rp.cols;
-  if (!row_valid(row, rp.ignore_index)) {
-    if (inv.lid == 0u) { row_loss[row] = 0.0; }
-    if (WRITE_GRAD && rp.accumulate == 0u) {
-      for (var i = inv.lid; i < rp.cols; i += WG) { grad[base + i] = 0.0; }
-    }
-    return;
-  }
+  if (ignored_row(row, rp.cols, rp.ignore_index, rp.accumulate, inv)) { return; }
   let inv_tau = 1.0 / rp.tau;
   // Online max and sum of exp for both softened distributions in one read of each row.
   var ms_s = vec2f(NEG_MAX, 0.0);
@@ -181,13 +180,7 @@ fn topk_kl_divergence(inv: Invocation, @builtin(workgroup_id) wg: vec3u) {
   let n_valid = count_valid(tp.rows, tp.ignore_index, inv);
   let base = row * tp.cols;
   let kbase = row * tp.k;
-  if (!row_valid(row, tp.ignore_index)) {
-    if (inv.lid == 0u) { row_loss[row] = 0.0; }
-    if (WRITE_GRAD && tp.accumulate == 0u) {
-      for (var i = inv.lid; i < tp.cols; i += WG) { grad[base + i] = 0.0; }
-    }
-    return;
-  }
+  if (ignored_row(row, tp.cols, tp.ignore_index, tp.accumulate, inv)) { return; }
   let inv_tau = 1.0 / tp.tau;
   // Online max and sum of exp: the student over the whole row, the teacher over its k entries
   // (renormalised form; with its tail the teacher's logsumexp is given).
