@@ -27,7 +27,8 @@ function engineShader(name: string, file: string): string {
  * The vN.wgsl files of `dir` in numeric order (only those named in `only`, a comma list, when
  * given). Each must start with `// lab: ` followed by key=value pairs and a free-text note; every
  * key in `required` must be present. A version whose line has source=<shader> is the engine's
- * shaders/<shader>.wgsl (the winner, wired in) rather than a copy of it.
+ * shaders/<shader>.wgsl (the winner, wired in) rather than a copy of it; one with from=vN is vN
+ * with other tile constants (withConstants).
  */
 export function loadVersions(dir: string, required: readonly string[], only?: string): LabVersion[] {
   const wanted = only?.split(',');
@@ -48,9 +49,25 @@ export function loadVersions(dir: string, required: readonly string[], only?: st
       }
       for (const key of required) if (!(key in params)) throw new Error(`${f}: the "// lab:" line lacks ${key}=...`);
       // source=<shader>: the version is the engine's shaders/<shader>.wgsl (a winner wired in), not a copy.
-      const source = params.source ? engineShader(params.source, f) : text;
+      const source = params.source ? engineShader(params.source, f) : params.from ? withConstants(dir, f, params, required) : text;
       return { name: f.slice(0, -5), source, params, note: words.slice(n).join(' ') };
     });
+}
+
+/**
+ * The source of a version whose `// lab:` line says from=vN: vN.wgsl with each other upper-case
+ * key that names a `const KEY: u32 = <n>u;` there set to the given value, so that versions that
+ * differ only in tile constants are one line each instead of copies.
+ */
+function withConstants(dir: string, file: string, params: Readonly<Record<string, string>>, runnerKeys: readonly string[]): string {
+  let source = readFileSync(join(dir, `${params.from}.wgsl`), 'utf8');
+  for (const [key, value] of Object.entries(params)) {
+    if (!/^[A-Z]\w*$/.test(key) || runnerKeys.includes(key)) continue;
+    const decl = new RegExp(`^const ${key}: u32 = \\d+u;`, 'm');
+    if (!decl.test(source)) throw new Error(`${file}: ${key}=${value} names no "const ${key}: u32 = <n>u;" in ${params.from}.wgsl`);
+    source = source.replace(decl, `const ${key}: u32 = ${value}u;`);
+  }
+  return source;
 }
 
 /**

@@ -20,7 +20,7 @@ override GELU: bool = false;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
 
 const R: u32 = 32u;  // rows per workgroup (and per lane)
-const C: u32 = 4u;  // columns per lane, 8 apart, as 1 vec4 accumulators per row
+const C: u32 = 4u;  // columns per lane, 8 apart, held as C / 4 vec4 accumulators per row
 const V: u32 = C / 4u;
 const H: u32 = R / 8u;  // rows of A each lane gathers per k
 
