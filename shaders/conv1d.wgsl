@@ -2,9 +2,14 @@
 // gradients. x [B, Cin, T] channels-first, w [Cout, Cin, 3], bias [Cout]; the output is
 // [B, Cout, Tout], or with TOKEN_MAJOR [B, Tout, Cout] (Whisper's permute after conv2, for free),
 // Tout = (T - 1) / stride + 1. Backward reads dy in the same layout as the output.
-// All three entries are implicit GEMMs over 64x64 output tiles: each K step gathers a 16-deep
-// im2col slice of the input (or of dy) into workgroup memory, then multiply_tiles does the
-// same register-tiled product as matmul.wgsl. The reductions need no atomics:
+// All three entries are implicit GEMMs (tile_product) shaped as the plain matmul.wgsl kernel:
+// 8-invocation workgroups, each invocation 8 rows x 8 columns (columns 8 apart), operands read
+// straight from global memory with im2col indexing and no workgroup memory, edge rows and columns
+// clamped (computed, never stored). On lavapipe (`npm run bench -- --filter conv1d`) that took
+// Whisper tiny's conv1 from 156 to 62 ms, conv2 from 409 to 141 ms and conv2's backward from
+// 1275 to 837 ms against the 64x64 shared-memory tiles this file had before; lavapipe gathers
+// workgroup-memory loads lane by lane like global ones (bench/lab/matmul/RESULTS.md). The
+// reductions need no atomics:
 //   conv1d:          out[co, t]  = sum_(ci,k) w[co, ci, k] * x[ci, t*s + k - 1]      (+ bias)
 //   conv1d_grad_x:   dx[ci, p]   = sum_(co,k) w[co, ci, k] * dy[co, (p + 1 - k) / s]  (when whole)
 //   conv1d_grad_w:   dw[co, (ci,k)] = sum_(b,t) dy[b, co, t] * x[b, ci, t*s + k - 1], with one
@@ -21,47 +26,32 @@ override TOKEN_MAJOR: bool = false;
 override GELU: bool = false;
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;
+// The product's two operands, by role, so that each entry binds only what it reads:
+// conv1d lhs = w, rhs = x; conv1d_grad_x lhs = w, rhs = dy; conv1d_grad_w lhs = dy, rhs = x.
+@group(0) @binding(1) var<storage, read> lhs: array<f32>;
+@group(0) @binding(2) var<storage, read> rhs: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
-@group(0) @binding(5) var<storage, read> dy: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(7) var<storage, read_write> dw: array<f32>;
 @group(0) @binding(8) var<storage, read_write> db: array<f32>;
 
-const TILE: u32 = 64u;
-const TK: u32 = 16u;
-var<workgroup> tile_a: array<array<f32, 64>, 16>;  // [k][m]
-var<workgroup> tile_b: array<array<f32, 64>, 16>;  // [k][n]
-// One invocation's 4x4 accumulators.
-alias Acc = array<array<f32, 4>, 4>;
+const R: u32 = 8u;  // rows per workgroup (and per invocation)
+const C: u32 = 8u;  // columns per invocation, 8 apart: a workgroup covers 8 * C = 64 columns
+alias Acc = array<array<f32, C>, R>;
 
 alias Erf = f32;
 // #include "lib/gelu.wgsl"
 
-// Each invocation owns outputs (m0 + lid.y + 16i, n0 + lid.x + 16j): neighbouring invocations
-// touch neighbouring time steps, so global reads and channel-major writes coalesce.
-fn multiply_tiles(lid: vec3u, acc: ptr<function, Acc>) {
-  for (var kk = 0u; kk < TK; kk++) {
-    var av: array<f32, 4>;
-    var bv: array<f32, 4>;
-    for (var i = 0u; i < 4u; i++) {
-      av[i] = tile_a[kk][lid.y + 16u * i];
-      bv[i] = tile_b[kk][lid.x + 16u * i];
-    }
-    for (var i = 0u; i < 4u; i++) {
-      for (var j = 0u; j < 4u; j++) {
-        (*acc)[i][j] = fma(av[i], bv[j], (*acc)[i][j]);
-      }
-    }
-  }
-}
+// Which product tile_product runs: a literal at each entry's call, folded once inlined.
+const FORWARD: u32 = 0u;
+const GRAD_X: u32 = 1u;
+const GRAD_W: u32 = 2u;
 
-// x[b, ci, p] with zero padding outside [0, T).
+// x[b, ci, p] (x is rhs) with zero padding outside [0, T) (the load is clamped so it stays in bounds).
 fn input_at(b: u32, ci: u32, p: i32) -> f32 {
-  if (p < 0 || p >= i32(params.T)) { return 0.0; }
-  return x[(b * params.Cin + ci) * params.T + u32(p)];
+  let v = rhs[(b * params.Cin + ci) * params.T + u32(clamp(p, 0, i32(params.T) - 1))];
+  return select(0.0, v, p >= 0 && p < i32(params.T));
 }
 
 fn out_index(b: u32, co: u32, t: u32) -> u32 {
@@ -69,45 +59,75 @@ fn out_index(b: u32, co: u32, t: u32) -> u32 {
   return (b * params.Cout + co) * params.Tout + t;
 }
 
-// Tile element e (0..1023) of a [16][64] tile, walking n fastest.
-fn tile_k(e: u32) -> u32 { return e / TILE; }
-fn tile_mn(e: u32) -> u32 { return e % TILE; }
+// Row m, reduction index k of each product's left operand (dy is in the output's layout):
+//   FORWARD  w[co = m, (ci, tap) = k];  GRAD_X  w[co, ci = m, tap] with k = (co, tap);
+//   GRAD_W   dy[b, co = m, t] with k = (b, t).
+fn load_a(mode: u32, b: u32, m: u32, k: u32) -> f32 {
+  switch mode {
+    case FORWARD: { return lhs[m * params.Cin * 3u + k]; }
+    case GRAD_X: { return lhs[((k / 3u) * params.Cin + m) * 3u + k % 3u]; }
+    default: { return lhs[out_index(k / params.Tout, m, k % params.Tout)]; }
+  }
+}
 
-// Grid: (ceil(Tout/64), ceil(Cout/64), B).
-@compute @workgroup_size(16, 16, 1)
+// Reduction index k, column n of each product's right operand:
+//   FORWARD  x[b, ci, t * stride + tap - 1] with k = (ci, tap), n = t (im2col);
+//   GRAD_X   dy[b, co, t] where position p = n took tap from t = (p + 1 - tap) / stride, when
+//            that is whole and in range, else 0; k = (co, tap);
+//   GRAD_W   x im2col at (b, t) = k and (ci, tap) = n, and 1 in the extra column n = 3 Cin whose
+//            sum is the bias gradient.
+fn load_b(mode: u32, b: u32, k: u32, n: u32) -> f32 {
+  switch mode {
+    case FORWARD: { return input_at(b, k / 3u, i32(n * params.stride + k % 3u) - 1); }
+    case GRAD_X: {
+      let q = i32(n) + 1 - i32(k % 3u);
+      let t = u32(max(q, 0)) / params.stride;
+      let whole = q >= 0 && u32(q) % params.stride == 0u && t < params.Tout;
+      return select(0.0, rhs[out_index(b, k / 3u, min(t, params.Tout - 1u))], whole);
+    }
+    default: {
+      let KW = params.Cin * 3u;
+      let tap = min(n, KW - 1u);
+      let t = k % params.Tout;
+      let v = input_at(k / params.Tout, tap / 3u, i32(t * params.stride + tap % 3u) - 1);
+      return select(select(0.0, 1.0, n == KW), v, n < KW);
+    }
+  }
+}
+
+// This workgroup's R x 8C tile of the M x N product over K of `mode`, batch entry b.
+fn tile_product(mode: u32, b: u32, wg: vec3u, lid: vec3u, M: u32, N: u32, K: u32) -> Acc {
+  var row: array<u32, R>;
+  var col: array<u32, C>;
+  for (var i = 0u; i < R; i++) { row[i] = min(wg.y * R + i, M - 1u); }
+  for (var j = 0u; j < C; j++) { col[j] = min(wg.x * 8u * C + j * 8u + lid.x, N - 1u); }
+  var acc: Acc;
+  for (var k = 0u; k < K; k++) {
+    var bv: array<f32, C>;
+    for (var j = 0u; j < C; j++) { bv[j] = load_b(mode, b, k, col[j]); }
+    for (var i = 0u; i < R; i++) {
+      let av = load_a(mode, b, row[i], k);
+      for (var j = 0u; j < C; j++) { acc[i][j] = fma(av, bv[j], acc[i][j]); }
+    }
+  }
+  return acc;
+}
+
+// Output column n of invocation lid, column slot j of this workgroup.
+fn column(wg: vec3u, lid: vec3u, j: u32) -> u32 {
+  return wg.x * 8u * C + j * 8u + lid.x;
+}
+
+// Grid: (ceil(Tout / 64), ceil(Cout / 8), B).
+@compute @workgroup_size(8, 1, 1)
 fn conv1d(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let b = wg.z;
-  let co0 = wg.y * TILE;
-  let t0 = wg.x * TILE;
-  let tid = lid.y * 16u + lid.x;
-  let K = params.Cin * 3u;
-  var acc: Acc;
-  for (var k0 = 0u; k0 < K; k0 += TK) {
-    for (var i = 0u; i < 4u; i++) {
-      let e = tid + i * 256u;
-      // Weights: 16 consecutive (ci, k) of one output channel per 16 invocations.
-      let wk = e % TK;
-      let wm = e / TK;
-      let co = co0 + wm;
-      var wv = 0.0;
-      if (co < params.Cout && k0 + wk < K) { wv = w[co * K + k0 + wk]; }
-      tile_a[wk][wm] = wv;
-      // im2col of x: row (ci, k), column t reads x[ci, t*stride + k - 1].
-      let kg = k0 + tile_k(e);
-      let t = t0 + tile_mn(e);
-      var v = 0.0;
-      if (kg < K && t < params.Tout) { v = input_at(b, kg / 3u, i32(t * params.stride + kg % 3u) - 1); }
-      tile_b[tile_k(e)][tile_mn(e)] = v;
-    }
-    workgroupBarrier();
-    multiply_tiles(lid, &acc);
-    workgroupBarrier();
-  }
-  for (var i = 0u; i < 4u; i++) {
-    let co = co0 + lid.y + 16u * i;
-    if (co >= params.Cout) { continue; }
-    for (var j = 0u; j < 4u; j++) {
-      let t = t0 + lid.x + 16u * j;
+  let acc = tile_product(FORWARD, b, wg, lid, params.Cout, params.Tout, params.Cin * 3u);
+  for (var i = 0u; i < R; i++) {
+    let co = wg.y * R + i;
+    if (co >= params.Cout) { break; }
+    for (var j = 0u; j < C; j++) {
+      let t = column(wg, lid, j);
       if (t >= params.Tout) { continue; }
       var v = acc[i][j] + bias[co];
       if (GELU) { v = gelu_erf(v); }
@@ -116,50 +136,16 @@ fn conv1d(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: v
   }
 }
 
-// dy[b, co, t] in the output's layout.
-fn grad_out_at(b: u32, co: u32, t: u32) -> f32 {
-  return dy[out_index(b, co, t)];
-}
-
-// Grid: (ceil(T/64), ceil(Cin/64), B).
-@compute @workgroup_size(16, 16, 1)
+// Grid: (ceil(T / 64), ceil(Cin / 8), B).
+@compute @workgroup_size(8, 1, 1)
 fn conv1d_grad_x(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let b = wg.z;
-  let ci0 = wg.y * TILE;
-  let p0 = wg.x * TILE;
-  let tid = lid.y * 16u + lid.x;
-  let K = params.Cout * 3u;
-  var acc: Acc;
-  for (var k0 = 0u; k0 < K; k0 += TK) {
-    for (var i = 0u; i < 4u; i++) {
-      let e = tid + i * 256u;
-      let kg = k0 + tile_k(e);
-      let co = kg / 3u;
-      let k = kg % 3u;
-      // Transposed weights: row (co, k), column ci.
-      let ci = ci0 + tile_mn(e);
-      var wv = 0.0;
-      if (kg < K && ci < params.Cin) { wv = w[(co * params.Cin + ci) * 3u + k]; }
-      tile_a[tile_k(e)][tile_mn(e)] = wv;
-      // dy scattered back: position p received tap k from t = (p + 1 - k) / stride when whole.
-      let p = p0 + tile_mn(e);
-      let q = i32(p) + 1 - i32(k);
-      var g = 0.0;
-      if (kg < K && p < params.T && q >= 0 && u32(q) % params.stride == 0u) {
-        let t = u32(q) / params.stride;
-        if (t < params.Tout) { g = grad_out_at(b, co, t); }
-      }
-      tile_b[tile_k(e)][tile_mn(e)] = g;
-    }
-    workgroupBarrier();
-    multiply_tiles(lid, &acc);
-    workgroupBarrier();
-  }
-  for (var i = 0u; i < 4u; i++) {
-    let ci = ci0 + lid.y + 16u * i;
-    if (ci >= params.Cin) { continue; }
-    for (var j = 0u; j < 4u; j++) {
-      let p = p0 + lid.x + 16u * j;
+  let acc = tile_product(GRAD_X, b, wg, lid, params.Cin, params.T, params.Cout * 3u);
+  for (var i = 0u; i < R; i++) {
+    let ci = wg.y * R + i;
+    if (ci >= params.Cin) { break; }
+    for (var j = 0u; j < C; j++) {
+      let p = column(wg, lid, j);
       if (p >= params.T) { continue; }
       let idx = (b * params.Cin + ci) * params.T + p;
       var v = acc[i][j];
@@ -169,54 +155,22 @@ fn conv1d_grad_x(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id)
   }
 }
 
-// Grid: (ceil((3*Cin + 1)/64), ceil(Cout/64), 1). Column 3*Cin is the bias gradient.
-@compute @workgroup_size(16, 16, 1)
+// Grid: (ceil((3 Cin + 1) / 64), ceil(Cout / 8), 1). Column 3 Cin is the bias gradient.
+@compute @workgroup_size(8, 1, 1)
 fn conv1d_grad_w(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let co0 = wg.y * TILE;
-  let n0 = wg.x * TILE;
-  let tid = lid.y * 16u + lid.x;
   let KW = params.Cin * 3u;
-  let R = params.B * params.Tout;
-  var acc: Acc;
-  for (var r0 = 0u; r0 < R; r0 += TK) {
-    for (var i = 0u; i < 4u; i++) {
-      let e = tid + i * 256u;
-      // dy: channel-major dy is contiguous in t, so there 16 invocations walk r together.
-      let gk = select(e % TK, tile_k(e), TOKEN_MAJOR);
-      let gm = select(e / TK, tile_mn(e), TOKEN_MAJOR);
-      let rg = r0 + gk;
-      let co = co0 + gm;
-      var g = 0.0;
-      if (rg < R && co < params.Cout) { g = grad_out_at(rg / params.Tout, co, rg % params.Tout); }
-      tile_a[gk][gm] = g;
-      // im2col of x as in the forward, plus the ones column for the bias.
-      let r = r0 + tile_k(e);
-      let b = r / params.Tout;
-      let t = r % params.Tout;
-      let n = n0 + tile_mn(e);
-      var v = 0.0;
-      if (r < R) {
-        if (n < KW) { v = input_at(b, n / 3u, i32(t * params.stride + n % 3u) - 1); }
-        else if (n == KW) { v = 1.0; }
-      }
-      tile_b[tile_k(e)][tile_mn(e)] = v;
-    }
-    workgroupBarrier();
-    multiply_tiles(lid, &acc);
-    workgroupBarrier();
-  }
-  for (var i = 0u; i < 4u; i++) {
-    let co = co0 + lid.y + 16u * i;
-    if (co >= params.Cout) { continue; }
-    for (var j = 0u; j < 4u; j++) {
-      let n = n0 + lid.x + 16u * j;
+  let acc = tile_product(GRAD_W, 0u, wg, lid, params.Cout, KW + 1u, params.B * params.Tout);
+  for (var i = 0u; i < R; i++) {
+    let co = wg.y * R + i;
+    if (co >= params.Cout) { break; }
+    for (var j = 0u; j < C; j++) {
+      let n = column(wg, lid, j);
+      var v = acc[i][j];
       if (n < KW) {
         let idx = co * KW + n;
-        var v = acc[i][j];
         if (params.accumulate != 0u) { v += dw[idx]; }
         dw[idx] = v;
       } else if (n == KW) {
-        var v = acc[i][j];
         if (params.accumulate != 0u) { v += db[co]; }
         db[co] = v;
       }

@@ -18,7 +18,9 @@ export function conv1dOutLength(T: number, stride: number): number {
   return Math.floor((T - 1) / stride) + 1;
 }
 
-const TILE = 64;
+// Output tile of one workgroup (shaders/conv1d.wgsl): ROWS channels x COLS positions.
+const ROWS = 8;
+const COLS = 64;
 
 interface ConvDims {
   B: number;
@@ -70,10 +72,10 @@ export function conv1d(rec: Recorder, x: Tensor, weight: Tensor, bias: Tensor, o
   rec.dispatch(
     { shader: 'conv1d', entry: 'conv1d', constants: { TOKEN_MAJOR: opts.tokenMajor ? 1 : 0, GELU: opts.gelu ? 1 : 0 } },
     {
-      tensors: { x, w: weight, bias, out },
+      tensors: { lhs: weight, rhs: x, bias, out },
       uniforms: uniforms(d, false),
-      sizes: { x: d.B * d.Cin * d.T, w: d.Cout * d.Cin * 3, bias: d.Cout, out: outN },
-      workgroups: [Math.ceil(d.Tout / TILE), Math.ceil(d.Cout / TILE), d.B],
+      sizes: { lhs: d.Cout * d.Cin * 3, rhs: d.B * d.Cin * d.T, bias: d.Cout, out: outN },
+      workgroups: [Math.ceil(d.Tout / COLS), Math.ceil(d.Cout / ROWS), d.B],
       flops: 2 * outN * d.Cin * 3 + outN,
       bytes: 4 * (numel(x.shape) + numel(weight.shape) + d.Cout + outN),
     },
@@ -110,10 +112,10 @@ export function conv1dBackward(
     rec.dispatch(
       { shader: 'conv1d', entry: 'conv1d_grad_x', constants },
       {
-        tensors: { dy: gradOut, w: weight, dx: grads.x },
+        tensors: { lhs: weight, rhs: gradOut, dx: grads.x },
         uniforms: uniforms(d, opts.accumulate),
-        sizes: { dy: outN, w: d.Cout * d.Cin * 3, dx: n },
-        workgroups: [Math.ceil(d.T / TILE), Math.ceil(d.Cin / TILE), d.B],
+        sizes: { lhs: d.Cout * d.Cin * 3, rhs: outN, dx: n },
+        workgroups: [Math.ceil(d.T / COLS), Math.ceil(d.Cin / ROWS), d.B],
         // Useful multiply-adds only: with stride 2 the kernel also skips the taps that miss.
         flops: 2 * outN * d.Cin * 3,
         bytes: 4 * (outN + numel(weight.shape) + n * (opts.accumulate ? 2 : 1)),
@@ -133,10 +135,10 @@ export function conv1dBackward(
     rec.dispatch(
       { shader: 'conv1d', entry: 'conv1d_grad_w', constants },
       {
-        tensors: { dy: gradOut, x, dw: grads.weight, db: grads.bias },
+        tensors: { lhs: gradOut, rhs: x, dw: grads.weight, db: grads.bias },
         uniforms: uniforms(d, opts.accumulate),
-        sizes: { dy: outN, x: numel(x.shape), dw: d.Cout * KW, db: d.Cout },
-        workgroups: [Math.ceil((KW + 1) / TILE), Math.ceil(d.Cout / TILE), 1],
+        sizes: { lhs: outN, rhs: numel(x.shape), dw: d.Cout * KW, db: d.Cout },
+        workgroups: [Math.ceil((KW + 1) / COLS), Math.ceil(d.Cout / ROWS), 1],
         flops: 2 * outN * (KW + 1),
         bytes: 4 * (outN + numel(x.shape) + (d.Cout * KW + d.Cout) * (opts.accumulate ? 2 : 1)),
       },
