@@ -7,7 +7,7 @@
 // straight from global memory with im2col indexing and no workgroup memory, edge rows and columns
 // clamped (computed, never stored). On lavapipe (`npm run bench -- --filter conv1d`) that took
 // Whisper tiny's conv1 from 156 to 62 ms, conv2 from 409 to 141 ms and conv2's backward from
-// 1275 to 837 ms against the 64x64 shared-memory tiles this file had before; lavapipe gathers
+// 1275 to ~500 ms against the 64x64 shared-memory tiles this file had before; lavapipe gathers
 // workgroup-memory loads lane by lane like global ones (bench/lab/matmul/RESULTS.md). The
 // reductions need no atomics:
 //   conv1d:          out[co, t]  = sum_(ci,k) w[co, ci, k] * x[ci, t*s + k - 1]      (+ bias)
@@ -80,9 +80,11 @@ fn load_b(mode: u32, b: u32, k: u32, n: u32) -> f32 {
   switch mode {
     case FORWARD: { return input_at(b, k / 3u, i32(n * params.stride + k % 3u) - 1); }
     case GRAD_X: {
+      // Strides are 1 or 2 (conv1dDims checks), so / and % by the stride are a shift and a mask:
+      // a division by a runtime value costs one scalar divide per lane on lavapipe.
       let q = i32(n) + 1 - i32(k % 3u);
-      let t = u32(max(q, 0)) / params.stride;
-      let whole = q >= 0 && u32(q) % params.stride == 0u && t < params.Tout;
+      let t = u32(max(q, 0)) >> (params.stride - 1u);
+      let whole = q >= 0 && (u32(q) & (params.stride - 1u)) == 0u && t < params.Tout;
       return select(0.0, rhs[out_index(b, k / 3u, min(t, params.Tout - 1u))], whole);
     }
     default: {
