@@ -6,7 +6,7 @@
 import { appendFile, mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { BatchPreparer, decoderLength } from '../distill/batch.js';
+import { BatchPreparer, bindingFitMessage, decoderLength, splitBatchForBinding } from '../distill/batch.js';
 import { formatLayerMap, type LayerMatchingStrategy } from '../distill/matching.js';
 import type { LearningRateDecay } from '../distill/schedule.js';
 import { initStudentFromTeacher } from '../distill/student-init.js';
@@ -340,6 +340,14 @@ async function runTraining(argv: string[], distill: boolean, io: CommandIo): Pro
     log(`teacher outputs from ${args.teacherCache}: top-${cacheReader.index.topK} logits (KL ${args.teacherCacheKl}), ${cacheReader.index.examples.length} examples`);
   }
   const preparer = new BatchPreparer(gpu, studentConfig, tokenizer, melFilters, tokens);
+  const vocab = Math.max(studentConfig.vocab_size, teacherCkpt?.config.vocab_size ?? 0);
+  const asked = { batchSize: args.trainer.batchSize, microBatches: args.trainer.microBatches ?? 1 };
+  const split = splitBatchForBinding(asked, tokens, vocab, gpu.limits.maxStorageBufferBindingSize);
+  if (split !== asked) {
+    log(bindingFitMessage(asked.batchSize, tokens, vocab, gpu.limits.maxStorageBufferBindingSize,
+      `each update runs as ${split.microBatches} micro-batches of ${split.batchSize} (gradient accumulation), still ${asked.batchSize * asked.microBatches} examples per update`));
+    args.trainer = { ...args.trainer, ...split };
+  }
   const trainer = new Trainer(gpu, teacher, student, preparer, train.examples, readAudioFile16k, args.trainer, resume);
   const inference = dev ? new WhisperInference(student) : null;
   const evaluator = inference ? new Evaluator(inference, { tokenizer, melFilters, spellingMapping }) : null;

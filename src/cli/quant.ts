@@ -5,7 +5,7 @@
 // the overshoot is trimmed (selectLayers). The plan is written as quant-plan.json for `dqw distill --quant-plan` and `dqw export`.
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { BatchPreparer, decoderLength, type PreparedExample } from '../distill/batch.js';
+import { BatchPreparer, bindingFitMessage, decoderLength, examplesPerBinding, type PreparedExample } from '../distill/batch.js';
 import { compileDistillationStep } from '../distill/step.js';
 import { meanLosses } from '../distill/trainer.js';
 import { DqwError } from '../errors.js';
@@ -115,17 +115,20 @@ async function plan(argv: string[], io: CommandIo): Promise<void> {
         else prepared.push(p);
       }
       if (!prepared.length) throw new DqwError(`${args.data}: no example could be loaded`);
+      const vocab = Math.max(config.vocab_size, teacher.config.vocab_size);
+      const batch = Math.min(args.batch, examplesPerBinding(preparer.tokens, vocab, gpu.limits.maxStorageBufferBindingSize));
+      if (batch < args.batch) log(bindingFitMessage(args.batch, preparer.tokens, vocab, gpu.limits.maxStorageBufferBindingSize, `measuring ${batch} at a time`));
       const batches: PreparedExample[][] = [];
-      for (let i = 0; i < prepared.length; i += args.batch) batches.push(prepared.slice(i, i + args.batch));
+      for (let i = 0; i < prepared.length; i += batch) batches.push(prepared.slice(i, i + batch));
       measuredOn = `${prepared.length} examples of ${args.data} (teacher ${args.teacher}, student ${args.model})`;
       const measure = async (quantized: readonly string[]) => {
         const weights = new Set(quantized.map((m) => `${m}.weight`));
         const step = await compileDistillationStep(gpu, {
-          teacher: teacherWeights, student: studentWeights, shape: { batch: args.batch, tokens: preparer.tokens, padded: true }, lr: 0,
+          teacher: teacherWeights, student: studentWeights, shape: { batch, tokens: preparer.tokens, padded: true }, lr: 0,
           train: false, hiddenStates: 'none', quantize: (name) => (weights.has(name) ? { bits: args.bits } : null),
         });
         try {
-          return (await meanLosses(step, preparer, batches, args.batch)).total;
+          return (await meanLosses(step, preparer, batches, batch)).total;
         } finally {
           step.destroy();
         }

@@ -5,7 +5,7 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { BatchPreparer, decoderLength, type PreparedExample } from '../distill/batch.js';
+import { BatchPreparer, bindingFitMessage, decoderLength, examplesPerBinding, type PreparedExample } from '../distill/batch.js';
 import { TeacherForward } from '../distill/teacher-forward.js';
 import { recordOfBatchRow, TEACHER_CACHE_FORMAT, TEACHER_CACHE_INDEX, TEACHER_CACHE_VERSION, type TeacherCacheEntry, type TeacherCacheIndex, type TeacherCacheStatesDtype } from '../distill/teacher-cache.js';
 import { DqwError } from '../errors.js';
@@ -56,7 +56,7 @@ export async function teacherCacheCommand(argv: string[], io: CommandIo = proces
     return x;
   };
   const topK = int('top-k', values['top-k'], 1)!;
-  const batch = int('batch', values.batch, 1)!;
+  const askedBatch = int('batch', values.batch, 1)!;
   const maxTokens = int('max-tokens', values['max-tokens'], 2);
   if (!['f32', 'f16'].includes(values['states-dtype'])) throw fail(`--states-dtype must be f32 or f16, got "${values['states-dtype']}"`);
   const statesDtype: TeacherCacheStatesDtype = values['states-dtype'] === 'f16' ? 'F16' : 'F32';
@@ -83,6 +83,8 @@ export async function teacherCacheCommand(argv: string[], io: CommandIo = proces
   const teacher = WhisperWeights.upload(gpu, config, ckpt.weights, values.teacher!);
   ckpt.weights.clear();
   const preparer = new BatchPreparer(gpu, config, tokenizer, melFilters, tokens);
+  const batch = Math.min(askedBatch, examplesPerBinding(tokens, config.vocab_size, gpu.limits.maxStorageBufferBindingSize));
+  if (batch < askedBatch) log(bindingFitMessage(askedBatch, tokens, config.vocab_size, gpu.limits.maxStorageBufferBindingSize, `running ${batch} at a time`));
   const shape = { batch, tokens, padded: true };
   const forward = await TeacherForward.compile(gpu, teacher, shape);
   const entries: TeacherCacheEntry[] = [];

@@ -40,6 +40,46 @@ export function decoderLength(tokenizer: WhisperTokenizer, config: WhisperConfig
   return Math.min(maxTokens ?? longest, config.max_target_positions);
 }
 
+/**
+ * The most examples one forward may hold so that its f32 logits [examples × tokens, vocab] (the
+ * largest tensor of a step: student and teacher logits and their gradient are this size) fit one
+ * storage binding of `maxBindingBytes`, which the memory planner refuses to exceed. Throws
+ * ConfigError when a single example's do not.
+ */
+export function examplesPerBinding(tokens: number, vocab: number, maxBindingBytes: number): number {
+  const most = Math.floor(maxBindingBytes / (4 * tokens * vocab));
+  if (most < 1) {
+    throw new ConfigError(`one example's logits [${tokens}, ${vocab}] f32 need ${4 * tokens * vocab} bytes, more than one storage binding holds on this device (${maxBindingBytes}); use fewer decoder positions (--max-tokens)`);
+  }
+  return most;
+}
+
+/** What a command logs when `asked` examples per forward do not fit one binding: the reason, then `outcome`. */
+export function bindingFitMessage(asked: number, tokens: number, vocab: number, maxBindingBytes: number, outcome: string): string {
+  return `logits of ${asked} examples x ${tokens} tokens x ${vocab} (f32) exceed one storage binding on this device (${maxBindingBytes} bytes): ${outcome}`;
+}
+
+/** How a batch runs: `batchSize` examples per forward, `microBatches` forwards per update. */
+export interface BatchSplit {
+  readonly batchSize: number;
+  readonly microBatches: number;
+}
+
+/**
+ * `batch` examples per micro-batch and `microBatches` per update, re-split where a micro-batch's
+ * logits would not fit one storage binding: into the largest divisor of `batch` that fits
+ * ({@link examplesPerBinding}), with proportionally more micro-batches, so that every update
+ * still sees batch × microBatches examples (gradient accumulation averages the micro-batches).
+ * Returns the input unchanged when it fits.
+ */
+export function splitBatchForBinding(split: BatchSplit, tokens: number, vocab: number, maxBindingBytes: number): BatchSplit {
+  const most = examplesPerBinding(tokens, vocab, maxBindingBytes);
+  if (split.batchSize <= most) return split;
+  let size = most;
+  while (split.batchSize % size !== 0) size--;
+  return { batchSize: size, microBatches: split.microBatches * (split.batchSize / size) };
+}
+
 /** Turns examples into batches for one model's window, decoder length and tokenizer. */
 export class BatchPreparer {
   private readonly logMel: LogMelSpectrogram;

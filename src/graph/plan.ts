@@ -63,7 +63,7 @@ export function planMemory(blocks: readonly PlanBlock[], conflicts: readonly (re
   for (const b of blocks) {
     if (b.bytes > limits.maxBindingBytes) {
       throw new GpuOutOfMemoryError(
-        `tensor "${b.label ?? b.id}" needs ${b.bytes} bytes, more than one storage binding may hold on this device (${limits.maxBindingBytes}); split it (e.g. compute the logits in row chunks)`,
+        `tensor "${b.label ?? b.id}" needs ${b.bytes} bytes, more than one storage binding may hold on this device (${limits.maxBindingBytes}); run fewer rows at once (for logits: examplesPerBinding in distill/batch.ts, which dqw distill, quant plan and teacher-cache apply)`,
         b.label ?? String(b.id),
       );
     }
