@@ -82,11 +82,18 @@ export function modelHeader(command: string, path: string, weights: WhisperWeigh
   return `dqw ${command}: ${path}: ${runtimeOf(weights)} (${c.encoder_layers}+${c.decoder_layers} layers, d_model ${c.d_model})`;
 }
 
-/** How a model runs: f32, or its int8 path (weight bits, modules, the dot-product instruction). */
+/**
+ * How a model runs: f32, or its int8 path: modules per weight bit width (a mixed plan has both),
+ * and the dot-product instruction, e.g. "int8 (8-bit weights in 12 modules and 4-bit in 5, 8-bit
+ * activations per token; dot4I8Packed)".
+ */
 export function runtimeOf(weights: WhisperWeights): string {
-  if (weights.quantizedBits === null) return 'f32';
+  if (weights.quantizedBits.size === 0) return 'f32';
+  const modules = new Map<number, number>();
+  for (const bits of weights.quantizedBits.values()) modules.set(bits, (modules.get(bits) ?? 0) + 1);
+  const counts = [...modules].sort((a, b) => b[0] - a[0]).map(([bits, n], i) => `${bits}-bit${i === 0 ? ' weights' : ''} in ${n} module${n === 1 ? '' : 's'}`);
   const dot = int8DotPath(weights.gpu) === 'dot4I8Packed' ? 'dot4I8Packed' : 'core-WGSL fallback, no dot4I8Packed';
-  return `int8 (${weights.quantizedBits}-bit weights in ${weights.quantizedNames.length} modules, 8-bit activations per token; ${dot})`;
+  return `int8 (${counts.join(' and ')}, 8-bit activations per token; ${dot})`;
 }
 
 /** Upload a runnable checkpoint: an int8 export as it is (its layers run on the int8 kernels), a float one as f32 (its host copy is then dropped). */

@@ -124,7 +124,7 @@ function resultsRows(r: ExperimentResults): { head: string[]; rows: string[][] }
   const head = ['model', 'runs as', 'parameters', 'MB', '× smaller', 'test CE', 'CER', ...languages.map((l) => `CER ${l}`), 'RTF'];
   const rows = r.models.map((m) => {
     const byLanguage = new Map(m.evaluation.languages.map((l) => [l.language, l.cer]));
-    const runsAs = m.quantization === 'f32' ? 'f32' : m.quantization.replace(/^int8 \((\d)-bit weights in (\d+) modules.*$/, 'int8 kernels, $2 modules');
+    const runsAs = m.quantization === 'f32' ? 'f32' : m.quantization.replace(/^int8 \((.*), 8-bit activations per token.*$/, 'int8 kernels: $1');
     return [
       `${m.id}: ${m.title}`, runsAs, `${(m.size.parameters / 1e6).toFixed(2)} M`, (m.size.bytes / 1e6).toFixed(2), m.size.compression.toFixed(2),
       m.evaluation.referenceLoss.overall.loss.toFixed(3), pct(m.evaluation.overall.cer), ...languages.map((l) => pct(byLanguage.get(l))), m.evaluation.overall.realTimeFactor?.toFixed(3) ?? '—',

@@ -32,8 +32,8 @@ export class WhisperWeights {
     readonly config: WhisperConfig,
     private readonly tensors: ReadonlyMap<string, Tensor>,
     private readonly int8: ReadonlyMap<string, Int8Matrix> = new Map(),
-    /** Bits of the quantized weights (8, or 4 held in int8 lanes); null when none is quantized. */
-    readonly quantizedBits: number | null = null,
+    /** Bits of each quantized weight by name (8, or 4 held in int8 lanes; a mixed plan has both). */
+    readonly quantizedBits: ReadonlyMap<string, number> = new Map(),
   ) {}
 
   /**
@@ -58,6 +58,7 @@ export class WhisperWeights {
     const { config } = checkpoint;
     const tensors = new Map<string, Tensor>();
     const int8 = new Map<string, Int8Matrix>();
+    const bits = new Map<string, number>();
     for (const p of whisperParameters(config)) {
       const q = p.name.endsWith('.weight') ? checkpoint.quantized.get(p.name.slice(0, -'.weight'.length)) : undefined;
       if (q) {
@@ -68,6 +69,7 @@ export class WhisperWeights {
           scales: gpu.upload(Float32Array.from(scales, (s) => Math.max(s, 0)), [q.rows], 'f32', `${p.name} scales`),
           cols: q.cols,
         });
+        bits.set(p.name, q.bits);
         continue;
       }
       const data = checkpoint.weights.get(p.name);
@@ -75,7 +77,7 @@ export class WhisperWeights {
       if (data?.length !== count) throw new ShapeError(`${source}: tensor "${p.name}" ${data ? `has ${data.length} values` : 'is missing'}, expected [${p.shape.join(', ')}]`);
       tensors.set(p.name, gpu.upload(data, p.shape, 'f32', p.name));
     }
-    return new WhisperWeights(gpu, config, tensors, int8, int8.size ? checkpoint.bits : null);
+    return new WhisperWeights(gpu, config, tensors, int8, bits);
   }
 
   /** The GPU tensor of a float parameter (ShapeError for a quantized one: see `quantized`). */

@@ -32,6 +32,12 @@ beforeAll(async () => {
   // What `dqw export --format hf --quant int8` and `--quant int4` write.
   await saveHfInt8Checkpoint(join(dir, 'int8'), quantizeCheckpoint(checkpoint, fullQuantizationPlan(config, 8)));
   await saveHfInt8Checkpoint(join(dir, 'int4'), quantizeCheckpoint(checkpoint, fullQuantizationPlan(config, 4)));
+  // What `dqw export --quant-plan` writes for a mixed plan: one layer float, two int4, the rest int8.
+  const [float, ...quantized] = quantizableModules(config).map((m) => m.module);
+  expect(quantized).toContain('model.decoder.embed_tokens');
+  const int4 = ['model.decoder.embed_tokens', 'model.encoder.layers.1.fc1'];
+  expect(float).not.toBe(int4[1]);
+  await saveHfInt8Checkpoint(join(dir, 'mixed'), quantizeCheckpoint(checkpoint, { modules: quantized, bits: 8, moduleBits: new Map(int4.map((m) => [m, 4])) }));
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -57,6 +63,11 @@ describe('dqw transcribe on dq-whisper-int8 exports', () => {
       expect(transcript.segments.length).toBeGreaterThan(0);
       expect(transcript.text).toBe(transcript.segments.map((s) => s.text).join(''));
     }
+  });
+
+  it('a mixed int8/int4 export says how many modules have each width', async () => {
+    const { stderr } = await transcribeWith('mixed');
+    expect(stderr).toContain(`dqw transcribe: ${join(dir, 'mixed')}: int8 (8-bit weights in ${modules - 3} modules and 4-bit in 2 modules, 8-bit activations per token; ${dot()}) (2+2 layers, d_model 32)\n`);
   });
 
   it('the float checkpoint of the same weights says f32', async () => {
