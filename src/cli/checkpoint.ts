@@ -3,7 +3,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { WhisperWeights } from '../model/whisper.js';
-import { int8DotPath } from '../kernels/int8.js';
+import { int8DotDescription } from '../kernels/int8.js';
 import type { Gpu } from '../gpu/gpu.js';
 import cliProgress from 'cli-progress';
 import { readMelFilters, type MelFilters } from '../audio/mel-filters.js';
@@ -92,8 +92,7 @@ export function runtimeOf(weights: WhisperWeights): string {
   const modules = new Map<number, number>();
   for (const bits of weights.quantizedBits.values()) modules.set(bits, (modules.get(bits) ?? 0) + 1);
   const counts = [...modules].sort((a, b) => b[0] - a[0]).map(([bits, n], i) => `${bits}-bit${i === 0 ? ' weights' : ''} in ${n} module${n === 1 ? '' : 's'}`);
-  const dot = int8DotPath(weights.gpu) === 'dot4I8Packed' ? 'dot4I8Packed' : 'core-WGSL fallback, no dot4I8Packed';
-  return `int8 (${counts.join(' and ')}, 8-bit activations per token; ${dot})`;
+  return `int8 (${counts.join(' and ')}, 8-bit activations per token; ${int8DotDescription(weights.gpu)})`;
 }
 
 /** Upload a runnable checkpoint: an int8 export as it is (its layers run on the int8 kernels), a float one as f32 (its host copy is then dropped). */

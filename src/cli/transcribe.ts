@@ -13,7 +13,6 @@ import { DqwError } from '../errors.js';
 import { Gpu } from '../gpu/gpu.js';
 import { readAudioFile16k } from '../io/audio-file.js';
 import { verifyKnownCheckpoint } from '../io/checksums.js';
-import { int8DotPath } from '../kernels/int8.js';
 import { loadMelFilters, loadRunnableCheckpoint, progressBar, tokenizerRanksPath, modelHeader, uploadRunnable, type CommandIo } from './checkpoint.js';
 import { loadWhisperTokenizer } from '../io/text-assets.js';
 import { WhisperInference } from '../model/inference.js';

@@ -128,18 +128,15 @@ export function quantizeRows(rec: Recorder, x: Tensor, q: Int8Matrix, opts: { bi
 }
 
 /**
- * The kernel of `int8Matmul`: the dot4I8Packed variant where the device has the language feature
- * (or as `dot4` says: false forces the core-WGSL fallback, true throws where it is missing).
- * Where dot4I8Packed is emulated rather than a hardware instruction the fallback can be faster:
- * on lavapipe (Mesa 25) enc fc1 1500x384 @ 384x1536 took 180 ms with it, 101 ms without.
+ * The kernel of `int8Matmul`: the variant of {@link int8DotPath} (or as `dot4` says: false forces
+ * the core-WGSL fallback, true dot4I8Packed, throwing where the device lacks it).
  */
 export function int8MatmulSpec(gpu: Gpu, opts: { bias?: boolean; gelu?: boolean; dot4?: boolean } = {}): KernelSpec {
-  const has = gpu.features.dot4I8Packed;
-  if (opts.dot4 && !has) throw new Error('int8Matmul: dot4I8Packed was asked for, but this device lacks the WGSL language feature packed_4x8_integer_dot_product');
+  if (opts.dot4 && !gpu.features.dot4I8Packed) throw new Error('int8Matmul: dot4I8Packed was asked for, but this device lacks the WGSL language feature packed_4x8_integer_dot_product');
   return {
     shader: 'int8',
     entry: 'int8_matmul',
-    ...((opts.dot4 ?? has) ? { variant: { requires: ['packed_4x8_integer_dot_product'] } } : {}),
+    ...((opts.dot4 ?? int8DotPath(gpu) === 'dot4I8Packed') ? { variant: { requires: ['packed_4x8_integer_dot_product'] } } : {}),
     constants: { HAS_BIAS: opts.bias ? 1 : 0, GELU: opts.gelu ? 1 : 0 },
   };
 }
@@ -149,9 +146,8 @@ export function int8MatmulSpec(gpu: Gpu, opts: { bias?: boolean; gelu?: boolean;
  * (+ bias[n]) (-> exact GELU, Whisper's fc1), the integer sum exact in i32, then f32. This is the
  * fake-quant forward x_hat @ W_hat^T + bias up to f32 rounding of the final scaling.
  * x: rows-quantized activations [M, K] (from `quantizeRows`); w: weight [N, K] quantized per
- * output channel; bias f32 [N]; out f32 [..., N] with M rows in all. Uses dot4I8Packed where the
- * device has it, else core-WGSL byte arithmetic (`dot4` overrides, see `int8MatmulSpec`); both
- * give bit-identical results.
+ * output channel; bias f32 [N]; out f32 [..., N] with M rows in all. Runs the dot product of
+ * `int8DotPath` (`dot4` overrides, see `int8MatmulSpec`); both give bit-identical results.
  */
 export function int8Matmul(
   rec: Recorder,
@@ -230,7 +226,27 @@ export function int8Embedding(rec: Recorder, ids: Tensor, table: Int8Matrix, out
   );
 }
 
-/** The dot product `int8Matmul` runs on this device unless told otherwise: dot4I8Packed, or the core-WGSL byte arithmetic. */
+/**
+ * Whether this adapter's dot4I8Packed is slower than the core-WGSL fallback, so that the fallback
+ * runs by default. Measured (same shapes, same process, 2026-12-07): lavapipe (Mesa 25, llvmpipe)
+ * 40 vs 23 ms for 256x384 @ (1536x384)^T, and in `npm run bench` 188 vs 129 ms for enc fc1 and
+ * 1745 vs 1018 ms for the logits; SwiftShader (Chromium) 242 vs 266 ms, so there dot4 stays.
+ */
+export function dot4SlowerThanFallback(gpu: Gpu): boolean {
+  return /llvmpipe/i.test(`${gpu.adapter.description} ${gpu.adapter.device}`);
+}
+
+/**
+ * The dot product `int8Matmul` runs on this device unless told otherwise: dot4I8Packed where the
+ * device has it and it is not slower there ({@link dot4SlowerThanFallback}), else the core-WGSL
+ * byte arithmetic. Both give bit-identical results.
+ */
 export function int8DotPath(gpu: Gpu): 'dot4I8Packed' | 'core-wgsl' {
-  return gpu.features.dot4I8Packed ? 'dot4I8Packed' : 'core-wgsl';
+  return gpu.features.dot4I8Packed && !dot4SlowerThanFallback(gpu) ? 'dot4I8Packed' : 'core-wgsl';
+}
+
+/** How {@link int8DotPath} reads in a model's runtime line, with the reason for the fallback. */
+export function int8DotDescription(gpu: Gpu): string {
+  if (int8DotPath(gpu) === 'dot4I8Packed') return 'dot4I8Packed';
+  return gpu.features.dot4I8Packed ? 'core-WGSL fallback, faster than dot4I8Packed on this adapter' : 'core-WGSL fallback, no dot4I8Packed';
 }

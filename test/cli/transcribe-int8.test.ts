@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { transcribeCommand } from '../../src/cli/transcribe.js';
 import type { Transcript } from '../../src/decode/transcribe.js';
 import { saveHfCheckpoint, saveHfInt8Checkpoint } from '../../src/io/node-files.js';
-import { int8DotPath } from '../../src/kernels/int8.js';
+import { dot4SlowerThanFallback } from '../../src/kernels/int8.js';
 import { presetConfig, type WhisperConfig } from '../../src/model/config.js';
 import { initWhisperWeights } from '../../src/model/init.js';
 import { quantizeCheckpoint } from '../../src/quant/hf-int8.js';
@@ -52,7 +52,10 @@ async function transcribeWith(model: string): Promise<{ stderr: string; transcri
 
 describe('dqw transcribe on dq-whisper-int8 exports', () => {
   const modules = quantizableModules(config).length;
-  const dot = () => (int8DotPath(gpu()) === 'dot4I8Packed' ? 'dot4I8Packed' : 'core-WGSL fallback, no dot4I8Packed');
+  const dot = () => {
+    if (!gpu().features.dot4I8Packed) return 'core-WGSL fallback, no dot4I8Packed';
+    return dot4SlowerThanFallback(gpu()) ? 'core-WGSL fallback, faster than dot4I8Packed on this adapter' : 'dot4I8Packed';
+  };
 
   it('runs an int8 and an int4 export on the int8 kernels and says so, with the dot product, in its header line', async () => {
     for (const bits of [8, 4]) {

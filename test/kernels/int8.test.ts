@@ -2,7 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ShapeError } from '../../src/errors.js';
 import type { Gpu } from '../../src/gpu/gpu.js';
 import { specializeSource } from '../../src/gpu/kernel.js';
-import { int8Matmul, int8MatmulSpec, packInt8Weights, packedWords, quantizeRows, unpackInt8, type Int8Matrix } from '../../src/kernels/int8.js';
+import { int8DotDescription, int8DotPath, int8Matmul, int8MatmulSpec, packInt8Weights, packedWords, quantizeRows, unpackInt8, type Int8Matrix } from '../../src/kernels/int8.js';
 import { matmul, quantMax, rowScales } from '../../src/kernels/matmul.js';
 import { shaderSources } from '../../src/shaders.gen.js';
 import { expectClose, maxAbsDiff, randomArray, useGpu } from '../helpers.js';
@@ -225,13 +225,14 @@ describe('kernel variants and argument checks', () => {
     expect(dot4).toMatch(/dot4I8Packed\(/);
   });
 
-  it('int8Matmul picks the variant by gpu.features.dot4I8Packed', async () => {
+  it('int8Matmul picks the variant of int8DotPath on this machine\'s devices (with and without the feature)', async () => {
     const fallback = fallbackGpu();
     expect(fallback.features.dot4I8Packed).toBe(false);
     expect(int8MatmulSpec(fallback).variant).toBeUndefined();
     expect(() => int8MatmulSpec(fallback, { dot4: true })).toThrow(/packed_4x8_integer_dot_product/);
     const g = gpu();
-    expect(int8MatmulSpec(g).variant?.requires ?? []).toEqual(g.features.dot4I8Packed ? ['packed_4x8_integer_dot_product'] : []);
+    expect(int8MatmulSpec(g).variant?.requires ?? []).toEqual(int8DotPath(g) === 'dot4I8Packed' ? ['packed_4x8_integer_dot_product'] : []);
+    if (g.features.dot4I8Packed) expect(int8MatmulSpec(g, { dot4: true }).variant?.requires).toEqual(['packed_4x8_integer_dot_product']);
     expect(int8MatmulSpec(g, { dot4: false }).variant).toBeUndefined();
   });
 
@@ -256,5 +257,27 @@ describe('kernel variants and argument checks', () => {
     const hugeK = 200_000;
     expect(() => int8Matmul(rec, mk(1, hugeK, 'a'), mk(1, hugeK, 'b'), g.empty([1, 1]))).toThrow(/overflow/);
     await rec.submit();
+  });
+});
+
+describe('which dot product int8Matmul runs by default', () => {
+  // Adapters as their GPUAdapterInfo describes them (only what the choice reads).
+  const adapter = (description: string, dot4I8Packed: boolean) =>
+    ({ features: { dot4I8Packed }, adapter: { description, device: '' } }) as unknown as Gpu;
+  const lavapipe = adapter('llvmpipe: Mesa 25.0.7-2~bpo12+1 (LLVM 15.0.6) 0.0.1', true);
+  const swiftshader = adapter('', true);
+  const noFeature = adapter('NVIDIA GeForce', false);
+  it('dot4I8Packed where it exists, except on lavapipe where the fallback measured faster; dot4 says otherwise', () => {
+    expect(int8DotPath(swiftshader)).toBe('dot4I8Packed');
+    expect(int8DotPath(lavapipe)).toBe('core-wgsl');
+    expect(int8DotPath(noFeature)).toBe('core-wgsl');
+    expect(int8MatmulSpec(swiftshader).variant?.requires).toEqual(['packed_4x8_integer_dot_product']);
+    expect(int8MatmulSpec(lavapipe).variant).toBeUndefined();
+    expect(int8MatmulSpec(lavapipe, { dot4: true }).variant?.requires).toEqual(['packed_4x8_integer_dot_product']);
+    expect(int8MatmulSpec(swiftshader, { dot4: false }).variant).toBeUndefined();
+    expect(() => int8MatmulSpec(noFeature, { dot4: true })).toThrow(/lacks the WGSL language feature packed_4x8_integer_dot_product/);
+    expect([swiftshader, lavapipe, noFeature].map(int8DotDescription)).toEqual([
+      'dot4I8Packed', 'core-WGSL fallback, faster than dot4I8Packed on this adapter', 'core-WGSL fallback, no dot4I8Packed',
+    ]);
   });
 });
