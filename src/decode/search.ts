@@ -1,4 +1,5 @@
 import type { Rng } from '../util/random.js';
+import { topKRows } from '../util/top-k.js';
 import { DecodingError } from '../errors.js';
 import { logSumExp } from './logit-filters.js';
 import { roundHalfEven } from './python-compat.js';
@@ -117,20 +118,6 @@ class CandidateMap {
   }
 }
 
-/** The k largest values of row, highest first, ties by lower id (torch.topk). */
-function topK(row: ArrayLike<number>, k: number): number[] {
-  const ids: number[] = [];
-  for (let i = 0; i < row.length; i++) {
-    const v = row[i]!;
-    if (ids.length === k && !(v > row[ids[k - 1]!]!)) continue;
-    let at = ids.length === k ? k - 1 : ids.length;
-    while (at > 0 && v > row[ids[at - 1]!]!) at--;
-    ids.splice(at, 0, i);
-    if (ids.length > k) ids.pop();
-  }
-  return ids;
-}
-
 /**
  * Beam search with patience (OpenAI's BeamSearchDecoder, arXiv:2204.05424): each step extends
  * every beam by its beamSize + 1 likeliest tokens, keeps the beamSize best unfinished candidates
@@ -168,7 +155,7 @@ export class BeamSearchDecoder implements TokenSelector {
         const idx = i * beam + j;
         const row = logits.subarray(idx * vocab, (idx + 1) * vocab);
         const norm = logSumExp(row);
-        for (const token of topK(row, beam + 1)) {
+        for (const token of topKRows(row, 1, vocab, Math.min(beam + 1, vocab), `beam search logits of beam ${idx}`).ids) {
           const sequence = [...tokens[idx]!, token];
           scores.set(sequence, sumLogprobs[idx]! + (row[token]! - norm));
           sources.set(sequence.join(','), idx);

@@ -9,7 +9,7 @@ import { stack } from '../graph/ops.js';
 import { buildWhisper, type WhisperGraph, type WhisperShape, type WhisperWeights } from '../model/whisper.js';
 import type { CachedTeacherOutputs, DistillationBatch } from './step.js';
 import { logSumExp } from '../decode/logit-filters.js';
-import { topKRows } from './top-k.js';
+import { topKRows } from '../util/top-k.js';
 
 export class TeacherForward {
   private constructor(

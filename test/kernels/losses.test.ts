@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Tensor as TfTensor } from '@tensorflow/tfjs-core';
 import { crossEntropy, distanceMatrix, distanceWorkspaceSizes, klDivergence, maskedMean, mseLoss, topkKlDivergence } from '../../src/kernels/losses.js';
-import { topKRows } from '../../src/distill/top-k.js';
+import { topKRows } from '../../src/util/top-k.js';
 import type { Gpu } from '../../src/gpu/gpu.js';
 import { ShapeError } from '../../src/errors.js';
 import { expectClose, finiteDifference, maxAbsDiff, randomArray, useGpu } from '../helpers.js';

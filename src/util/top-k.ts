@@ -1,4 +1,5 @@
-// The k largest logits of each row, as the teacher cache stores them (docs/teacher-cache.md).
+// The k largest values of each row: the teacher cache's top-k logits (docs/teacher-cache.md) and
+// beam search's candidate tokens (decode/search.ts).
 import { ShapeError } from '../errors.js';
 
 /** Top-k entries of rows: ids and values, [rows, k] row-major, each row by value descending. */

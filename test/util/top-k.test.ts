@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { topKRows } from '../../src/distill/top-k.js';
+import { topKRows } from '../../src/util/top-k.js';
 import { randomArray } from '../helpers.js';
 
 /** The reference: a full stable sort of each row by value descending (ties: lower id first). */
