@@ -12,7 +12,7 @@ import type { LearningRateDecay } from '../distill/schedule.js';
 import { initStudentFromTeacher } from '../distill/student-init.js';
 import { defaultDistillationLoss, type CachedKlForm, type HiddenStateMatching } from '../distill/step.js';
 import { Trainer, trainerStateFrom, type TrainerOptions, type TrainerResume } from '../distill/trainer.js';
-import { DqwError } from '../errors.js';
+import { ConfigError, DqwError } from '../errors.js';
 import { Evaluator, formatEvalTable, type EvaluationResult } from '../eval/evaluate.js';
 import { Gpu } from '../gpu/gpu.js';
 import { readAudioFile16k } from '../io/audio-file.js';
@@ -62,7 +62,11 @@ export const distillUsage = `usage: dqw distill --teacher <ckpt> --student <pres
   --teacher <ckpt>        frozen float teacher (Hugging Face folder or ggml file)
   --teacher-cache <dir>   read the teacher's outputs from dqw teacher-cache instead of running
                           it (KL over the cached top-k); --teacher is then needed only for
-                          copy-layers init and the dev losses, and is checked against the cache
+                          copy-layers init and the dev losses (or --dev-teacher-cache), and is
+                          checked against the cache
+  --dev-teacher-cache <d> with --teacher-cache and --dev: the dev losses read this cache of the
+                          --dev manifest (dqw teacher-cache, same teacher, --tau and --max-tokens)
+                          instead of running the teacher
   --teacher-cache-kl <f>  tail (default: the k cached logits at their probabilities plus the rest
                           of the teacher's mass as one bucket; needs the cache's --tau = --tau)
                           or renormalised (the teacher renormalised over its k logits)
@@ -99,6 +103,7 @@ ${common}`;
 interface RunArgs {
   teacher?: string;
   teacherCache?: string;
+  devTeacherCache?: string;
   teacherCacheKl: CachedKlForm;
   student: string;
   init?: 'copy-layers' | 'random' | 'ckpt';
@@ -124,7 +129,7 @@ function parseRunArgs(argv: string[], distill: boolean): RunArgs {
     args: argv,
     allowPositionals: true,
     options: {
-      teacher: { type: 'string' }, 'teacher-cache': { type: 'string' }, 'teacher-cache-kl': { type: 'string', default: 'tail' }, student: { type: 'string' }, model: { type: 'string' }, init: { type: 'string' },
+      teacher: { type: 'string' }, 'teacher-cache': { type: 'string' }, 'teacher-cache-kl': { type: 'string', default: 'tail' }, 'dev-teacher-cache': { type: 'string' }, student: { type: 'string' }, model: { type: 'string' }, init: { type: 'string' },
       data: { type: 'string' }, dev: { type: 'string' }, out: { type: 'string' },
       steps: { type: 'string', default: '1000' }, batch: { type: 'string', default: '8' }, accumulate: { type: 'string', default: '1' }, lr: { type: 'string', default: '1e-4' },
       warmup: { type: 'string' }, decay: { type: 'string', default: 'linear' }, 'weight-decay': { type: 'string', default: '0.01' },
@@ -148,14 +153,17 @@ function parseRunArgs(argv: string[], distill: boolean): RunArgs {
     if (!Number.isFinite(x) || x < min || (integer && !Number.isInteger(x))) throw fail(`--${name} must be ${integer ? 'an integer' : 'a number'} >= ${min}, got "${v}"`);
     return x;
   };
-  const distillOnly = ['teacher', 'teacher-cache', 'student', 'init', 'alpha', 'beta', 'gamma', 'tau', 'hidden', 'matching', 'window', 'match-every', 'quant-plan', 'frozen-encoder'] as const;
+  const distillOnly = ['teacher', 'teacher-cache', 'dev-teacher-cache', 'student', 'init', 'alpha', 'beta', 'gamma', 'tau', 'hidden', 'matching', 'window', 'match-every', 'quant-plan', 'frozen-encoder'] as const;
   if (!distill) for (const k of distillOnly) if (values[k] !== undefined && values[k] !== false) throw fail(`--${k} is an option of dqw distill, not dqw train`);
   const student = distill ? values.student : values.model;
   if (distill && !values.teacher && !values['teacher-cache']) throw fail('--teacher is required (or --teacher-cache)');
   if (!['tail', 'renormalised'].includes(values['teacher-cache-kl'])) throw fail(`--teacher-cache-kl must be tail or renormalised, got "${values['teacher-cache-kl']}"`);
   if (values['teacher-cache-kl'] !== 'tail' && !values['teacher-cache']) throw fail('--teacher-cache-kl needs --teacher-cache');
   if (values['teacher-cache'] && values['frozen-encoder']) throw fail('--frozen-encoder needs the live teacher (the teacher cache holds no encoder output to attend to)');
-  if (values['teacher-cache'] && values.dev && !values.teacher) throw fail('--dev with --teacher-cache needs --teacher too: the dev losses run the live teacher');
+  if (values['dev-teacher-cache'] && !(values['teacher-cache'] && values.dev)) throw fail('--dev-teacher-cache needs --teacher-cache and --dev');
+  if (values['teacher-cache'] && values.dev && !values.teacher && !values['dev-teacher-cache']) {
+    throw fail('--dev with --teacher-cache needs the teacher on the dev examples: --dev-teacher-cache (dqw teacher-cache of the --dev manifest) or --teacher');
+  }
   if (!student) throw fail(distill ? '--student is required' : '--model is required');
   if (!values.data) throw fail('--data is required');
   if (!values.out) throw fail('--out is required');
@@ -178,6 +186,7 @@ function parseRunArgs(argv: string[], distill: boolean): RunArgs {
   return {
     teacher: values.teacher,
     teacherCache: values['teacher-cache'],
+    devTeacherCache: values['dev-teacher-cache'],
     teacherCacheKl: values['teacher-cache-kl'] as CachedKlForm,
     student,
     init: values.init as RunArgs['init'],
@@ -338,6 +347,18 @@ async function runTraining(argv: string[], distill: boolean, io: CommandIo): Pro
     });
     args.trainer.teacherCache = teacherCacheSource(cacheReader, entries, args.teacherCacheKl);
     log(`teacher outputs from ${args.teacherCache}: top-${cacheReader.index.topK} logits (KL ${args.teacherCacheKl}), ${cacheReader.index.examples.length} examples`);
+    if (args.devTeacherCache) {
+      const devReader = await openTeacherCache(args.devTeacherCache);
+      if (devReader.index.teacher.sha256 !== cacheReader.index.teacher.sha256) {
+        throw new ConfigError(`${devReader.indexFile}: teacher.sha256 ${devReader.index.teacher.sha256} differs from ${cacheReader.indexFile}'s ${cacheReader.index.teacher.sha256}: the dev cache holds another teacher's outputs`);
+      }
+      const devEntries = matchTeacherCache(devReader.index, devReader.indexFile, {
+        tokens, tau: args.trainer.loss?.tau ?? defaultDistillationLoss.tau, klForm: args.teacherCacheKl, examples: devExamples,
+        teacher: teacherCkpt && teacherDigest ? { config: teacherCkpt.config, sha256: teacherDigest, path: args.teacher! } : undefined,
+      });
+      args.trainer.devTeacherCache = teacherCacheSource(devReader, devEntries, args.teacherCacheKl);
+      log(`dev teacher outputs from ${args.devTeacherCache}: top-${devReader.index.topK} logits, ${devEntries.size} dev examples`);
+    }
   }
   const preparer = new BatchPreparer(gpu, studentConfig, tokenizer, melFilters, tokens);
   const vocab = Math.max(studentConfig.vocab_size, teacherCkpt?.config.vocab_size ?? 0);
@@ -383,7 +404,7 @@ async function runTraining(argv: string[], distill: boolean, io: CommandIo): Pro
   try {
     await record(resumedFrom
       ? { type: 'resume', step: trainer.step, from: resumedFrom }
-      : { type: 'run', startedAt: new Date().toISOString(), command: `dqw ${distill ? 'distill' : 'train'} ${argv.join(' ')}`, teacher: args.teacher, teacherCache: args.teacherCache, student: args.student, options: { ...args.trainer, teacherCache: args.teacherCache, teacherCacheKl: args.teacherCache ? args.teacherCacheKl : undefined, quantize: plan ? (args.quantPlan ?? args.quant) : 'none' } });
+      : { type: 'run', startedAt: new Date().toISOString(), command: `dqw ${distill ? 'distill' : 'train'} ${argv.join(' ')}`, teacher: args.teacher, teacherCache: args.teacherCache, student: args.student, options: { ...args.trainer, teacherCache: args.teacherCache, devTeacherCache: args.devTeacherCache, teacherCacheKl: args.teacherCache ? args.teacherCacheKl : undefined, quantize: plan ? (args.quantPlan ?? args.quant) : 'none' } });
     log(`${distill ? 'distilling' : 'training'} on ${gpu.adapter.description || gpu.adapter.device || 'WebGPU'}: ${train.examples.length} examples, batch ${args.trainer.batchSize} x ${tokens} tokens${(args.trainer.microBatches ?? 1) > 1 ? ` x ${args.trainer.microBatches} micro-batches` : ''}, ${args.trainer.steps} steps${plan ? `, fake-quant ${args.quantPlan ?? args.quant} after ${args.trainer.quantWarmupSteps ?? 0} float steps` : ''}`);
     const bar = progressBar(io.stderr, '[{bar}] {progress}');
     const startStep = trainer.step;

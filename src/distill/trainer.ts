@@ -50,10 +50,12 @@ export interface TrainerOptions {
   frozenEncoder?: boolean;
   /**
    * Distil from a teacher cache (docs/teacher-cache.md) instead of running the teacher on the
-   * training batches; the dev losses still run the live teacher (the cache holds the training
-   * set), so evaluateLoss needs one.
+   * training batches. The dev losses read `devTeacherCache` when given, else run the live teacher,
+   * so evaluateLoss needs one of the two.
    */
   teacherCache?: TrainerTeacherCache;
+  /** The teacher's cached outputs on the dev examples, for evaluateLoss (with teacherCache). */
+  devTeacherCache?: TrainerTeacherCache;
   /** Seed of data order and projection initialisation. */
   seed: number;
   /** Batcher pools (language mixing); default 4. */
@@ -121,11 +123,18 @@ export function trainerStateFrom(json: unknown, source: string): TrainerState {
  * Losses of a forward-only step (compiled with `train: false`) over prepared batches, averaged
  * over label tokens. Rows that only fill a short batch get no labels, so they do not count.
  */
-export async function meanLosses(step: DistillationStep, preparer: BatchPreparer, batches: readonly (readonly PreparedExample[])[], batchSize: number): Promise<DistillationLosses & { tokens: number }> {
+export async function meanLosses(
+  step: DistillationStep,
+  preparer: BatchPreparer,
+  batches: readonly (readonly PreparedExample[])[],
+  batchSize: number,
+  teacherCache?: TrainerTeacherCache,
+): Promise<DistillationLosses & { tokens: number }> {
   const parts = ['total', 'ce', 'kl', 'hs', 'hsEncoder', 'hsDecoder'] as const;
   const sum = { total: 0, ce: 0, kl: 0, hs: 0, hsEncoder: 0, hsDecoder: 0, gradNorm: NaN, tokens: 0 };
   for (const prepared of batches) {
     const data = preparer.assemble(prepared, batchSize);
+    if (teacherCache) data.teacher = await teacherCache.outputs(prepared, batchSize);
     data.labels.fill(-100, prepared.length * preparer.tokens);
     step.write(data);
     const l = await step.run(1, 0);
@@ -312,13 +321,15 @@ export class Trainer {
    * the maps chosen on each dev batch), weighted by label tokens.
    */
   async evaluateLoss(examples: readonly TrainingExample[]): Promise<DistillationLosses & { tokens: number }> {
-    if (this.options.teacherCache && !this.teacher) throw new ConfigError('evaluation: the dev losses run the live teacher (the teacher cache holds the training set); give the teacher too');
+    const cache = this.options.devTeacherCache;
+    if (this.options.teacherCache && !this.teacher && !cache) throw new ConfigError('evaluation: the dev losses need the teacher: give the live teacher or the teacher cache of the dev examples (devTeacherCache)');
     const train = await this.stepFor(Math.max(1, this.step));
     if (!this.evalStep) {
       const o = this.options;
       this.evalStep = await compileDistillationStep(this.gpu, {
         ...o.loss,
-        teacher: this.teacher,
+        teacher: cache ? null : this.teacher,
+        cachedTeacher: cache ? { config: cache.config, topK: cache.topK, klForm: cache.klForm } : undefined,
         student: this.student,
         shape: { batch: o.batchSize, tokens: this.preparer.tokens, padded: true },
         lr: 0,
@@ -335,7 +346,7 @@ export class Trainer {
       if (prepared.length) batches.push(prepared);
     }
     if (!batches.length) throw new DqwError('evaluation: no dev clip could be loaded');
-    return meanLosses(this.evalStep, this.preparer, batches, this.options.batchSize);
+    return meanLosses(this.evalStep, this.preparer, batches, this.options.batchSize, cache);
   }
 
   /** Everything a checkpoint needs for an exact resume: JSON state, and optimizer moments, projections and learnable scales. */

@@ -2,7 +2,7 @@
 // cached run's losses equal the live run's with the whole vocabulary cached, differ in the KL with
 // top-8 (less in the tail form, from below); a cache that does not fit the run (decoder length,
 // tau, manifest row, teacher) is refused by name.
-import { existsSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { distillCommand } from '../../src/cli/distill.js';
@@ -85,6 +85,31 @@ describe('dqw teacher-cache and dqw distill --teacher-cache', () => {
     console.log(`f16 states: step 1 hs ${half[0]!.loss.hs} vs ${f32[0]!.loss.hs} (rel ${hs.toExponential(1)}); step 3 total rel ${relDiff(half[2]!.loss.total, f32[2]!.loss.total).toExponential(1)}`);
     expect(hs).toBeGreaterThan(0);
     expect(hs).toBeLessThan(1e-3);
+  });
+
+  it('--dev-teacher-cache: dev losses without the teacher equal the live teacher\'s (k = vocabulary); a dev cache is required or refused by name', async () => {
+    // The dev set is the training manifest, so its cache is the training cache of every clip.
+    const dev = ['--dev', join(dir, 'train.jsonl'), '--eval-every', '3', '--eval-limit', '2'];
+    await distillCommand([...run('dev-live', ['--teacher', join(dir, 'teacher')]), ...dev], quiet());
+    const cacheV = join(dir, `cache-${V}`);
+    await distillCommand([...run('dev-cached', ['--teacher-cache', cacheV, '--dev-teacher-cache', cacheV]), ...dev], quiet());
+    const evals = (out: string) => readFileSync(join(dir, out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; step: number; loss: Record<'total' | 'ce' | 'kl' | 'hs', number> }).filter((r) => r.type === 'eval');
+    const [live, cached] = [evals('dev-live'), evals('dev-cached')];
+    expect(cached.map((r) => r.step)).toEqual([3]);
+    expect(live.map((r) => r.step)).toEqual([3]);
+    for (const part of ['total', 'ce', 'kl', 'hs'] as const) {
+      expect(cached[0]!.loss[part]).toBeGreaterThan(0);
+      expect(relDiff(cached[0]!.loss[part], live[0]!.loss[part]), `dev ${part}: live ${live[0]!.loss[part]}, cached ${cached[0]!.loss[part]}`).toBeLessThan(1e-5);
+    }
+    const cached8 = ['--teacher-cache', join(dir, 'cache-8')];
+    await expect(distillCommand([...run('dev-none', cached8), ...dev], quiet())).rejects.toThrow(/--dev with --teacher-cache needs the teacher on the dev examples: --dev-teacher-cache/);
+    await expect(distillCommand([...run('dev-alone', cached8), '--dev-teacher-cache', cacheV], quiet())).rejects.toThrow(/--dev-teacher-cache needs --teacher-cache and --dev/);
+    // A dev cache of another teacher (its index says so) is refused, naming both index files.
+    const other = join(dir, 'cache-8-other');
+    cpSync(join(dir, 'cache-8'), other, { recursive: true });
+    const index = JSON.parse(readFileSync(join(other, 'index.json'), 'utf8')) as TeacherCacheIndex;
+    writeFileSync(join(other, 'index.json'), JSON.stringify({ ...index, teacher: { ...index.teacher, sha256: '0'.repeat(64) } }));
+    await expect(distillCommand([...run('dev-other', [...cached8, '--dev-teacher-cache', other]), ...dev], quiet())).rejects.toThrow(/cache-8-other\/index\.json: teacher\.sha256 0{64} differs from .*cache-8\/index\.json's [0-9a-f]{64}: the dev cache holds another teacher's outputs/);
   });
 
   it('a cached run stopped at step 2 and resumed gives exactly the losses of an uninterrupted cached run', async () => {
