@@ -9,8 +9,10 @@ import { N_FREQ_BINS, type MelFilters } from './mel-filters.js';
 export const N_FFT = 400;
 /** Whisper's STFT hop (10 ms at 16 kHz). */
 export const HOP_LENGTH = 160;
+/** Whisper's sample rate. */
+export const SAMPLE_RATE = 16_000;
 /** Samples in one 30 s model input window at 16 kHz. */
-export const N_SAMPLES = 480_000;
+export const N_SAMPLES = 30 * SAMPLE_RATE;
 /** Mel frames in one 30 s model input window. */
 export const N_FRAMES = N_SAMPLES / HOP_LENGTH;
 

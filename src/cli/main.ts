@@ -10,6 +10,7 @@ import { exportCommand } from './export.js';
 import { experimentCommand } from './experiment.js';
 import { pseudoLabelCommand } from './pseudo-label.js';
 import { teacherCacheCommand } from './teacher-cache.js';
+import { profileCommand } from './profile.js';
 import { reportCommand } from './report.js';
 import { transcribeCommand } from './transcribe.js';
 
@@ -33,6 +34,8 @@ commands:
   eval --model <dir|file> --data <manifest> [--language xx] [--limit n] [--json]: WER, CER, RTF
   pseudo-label --teacher <dir|file> --data <manifest> --out <file.jsonl> [--max-wer 0.1]
                     [--language xx] [--limit n]: the teacher's transcripts as a filtered manifest
+  profile --model <dir|file|preset> [--audio <file>] [--trace <file.json>]: where the GPU time of
+                    a transcription goes, per kernel and per layer; a Chrome trace
   report --run <dir> [--out <dir>]: loss, CER and layer-map charts (SVG) and report.html of a training run
   experiment dq --preset demo|cpu|gpu|<file.json> --out <dir> [--teacher <ckpt>] [--data <dir>]:
                     the whole study (corpus, teacher, five students, scores, report); resumable
@@ -71,6 +74,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
   quant: (argv) => quantCommand(argv),
   eval: (argv) => evalCommand(argv),
   'pseudo-label': (argv) => pseudoLabelCommand(argv),
+  profile: (argv) => profileCommand(argv),
   report: (argv) => reportCommand(argv),
   experiment: (argv) => experimentCommand(argv),
 };

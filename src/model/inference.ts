@@ -489,7 +489,7 @@ export class DecodingSession {
       if (Array.from(parents).every((p, s) => p === s) || this.tokens === 0) return;
       const { program, parents: parentsTensor } = await this.inference.reorderProgram(this.programs, this.tokens);
       this.inference.gpu.write(parentsTensor, Uint32Array.from(parents));
-      await program.run(null);
+      await program.run();
     });
   }
 
@@ -499,7 +499,9 @@ export class DecodingSession {
   }
 
   private async readLogits(lp: LogitsProgram, scalars: Record<string, number>): Promise<Float32Array> {
-    lp.compiled.submit(scalars);
+    // With the Gpu's profiler set (dqw profile), run() times each dispatch; submit() does not wait.
+    if (this.inference.gpu.profiler) await lp.compiled.run(scalars);
+    else lp.compiled.submit(scalars);
     await lp.readback.mapAsync(GPUMapMode.READ);
     const logits = new Float32Array(lp.readback.getMappedRange().slice(0));
     lp.readback.unmap();
