@@ -76,6 +76,43 @@ fn matmul(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: v
   }
 }
 
+// The same product one output row per workgroup (grid y = M), for the few rows of a decoding
+// step (one per sequence): an R-row tile would compute its clamped rows for nothing, 32 of them
+// per row in the subgroup kernel. Each invocation C columns 8 apart, as `matmul`; per k one load
+// of A (every lane the same) and C of B for C FMAs. src/kernels/matmul.ts picks it for M <= 2.
+@compute @workgroup_size(8, 1, 1)
+fn matmul_rows(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let N = params.N;
+  let K = params.K;
+  let m = wg.y;
+  let base_a = wg.z * params.stride_a;
+  let base_b = wg.z * params.stride_b;
+  let sbase_a = scale_base_a(wg.z);
+  let sbase_b = scale_base_b(wg.z);
+  var s_row = 0.0;
+  if (QUANT_A && !TRANS_A) { s_row = scale_a[sbase_a + m]; }
+  var col: array<u32, C>;
+  var s_col: array<f32, C>;
+  for (var j = 0u; j < C; j++) {
+    col[j] = min(wg.x * 8u * C + j * 8u + lid.x, N - 1u);
+    if (QUANT_B && TRANS_B) { s_col[j] = scale_b[sbase_b + col[j]]; }
+  }
+  var acc: array<f32, C>;
+  for (var k = 0u; k < K; k++) {
+    var s_k_a = 0.0;
+    var s_k_b = 0.0;
+    if (QUANT_A && TRANS_A) { s_k_a = scale_a[sbase_a + k]; }
+    if (QUANT_B && !TRANS_B) { s_k_b = scale_b[sbase_b + k]; }
+    let av = load_a(base_a, m, k, select(s_row, s_k_a, TRANS_A));
+    for (var j = 0u; j < C; j++) { acc[j] = fma(av, load_b(base_b, k, col[j], select(s_k_b, s_col[j], TRANS_B)), acc[j]); }
+  }
+  let base_c = wg.z * params.stride_c;
+  for (var j = 0u; j < C; j++) {
+    let n = wg.x * 8u * C + j * 8u + lid.x;
+    if (n < N) { store_c(base_c, m, n, acc[j]); }
+  }
+}
+
 struct BiasGradParams { rows: u32, cols: u32, accumulate: u32 }
 @group(0) @binding(0) var<uniform> bg_params: BiasGradParams;
 @group(0) @binding(1) var<storage, read> grad_out: array<f32>;

@@ -39,21 +39,28 @@ export interface MatmulOptions {
   label?: string;
 }
 
-/** A matmul kernel file and the output tile one of its workgroups computes (its R and 8 * C). */
+/** A matmul kernel (file and entry) and the output tile one of its workgroups computes (its R and 8 * C). */
 interface MatmulVariant {
   shader: 'matmul' | 'matmul_subgroups';
+  entry: 'matmul' | 'matmul_rows';
   tileRows: number;
   tileCols: number;
 }
 
+/** Rows up to which `matmul_rows` (one row per workgroup) beats the tiled kernels: a decoding step's. */
+export const MATMUL_ROWS_MAX_M = 2;
+
 /**
- * The subgroup kernel (about 2x faster on lavapipe, bench/lab/matmul/RESULTS.md) where the
- * device has subgroups of at least 8 lanes, which it needs for its 8-invocation workgroup to be
- * one subgroup; else the plain one.
+ * For M <= MATMUL_ROWS_MAX_M the one-row kernel (a decoding step: the tiled kernels would
+ * compute 8 or 32 rows per workgroup, the clamped ones for nothing); else the subgroup kernel
+ * (about 2x faster on lavapipe, bench/lab/matmul/RESULTS.md) where the device has subgroups of at
+ * least 8 lanes, which it needs for its 8-invocation workgroup to be one subgroup; else the plain
+ * one.
  */
-function pickVariant(gpu: Gpu): MatmulVariant {
-  if (gpu.workgroupIsOneSubgroup(8)) return { shader: 'matmul_subgroups', tileRows: 32, tileCols: 32 };
-  return { shader: 'matmul', tileRows: 8, tileCols: 64 };
+function pickVariant(gpu: Gpu, M: number): MatmulVariant {
+  if (M <= MATMUL_ROWS_MAX_M) return { shader: 'matmul', entry: 'matmul_rows', tileRows: 1, tileCols: 64 };
+  if (gpu.workgroupIsOneSubgroup(8)) return { shader: 'matmul_subgroups', entry: 'matmul', tileRows: 32, tileCols: 32 };
+  return { shader: 'matmul', entry: 'matmul', tileRows: 8, tileCols: 64 };
 }
 
 const unusedScales = new WeakMap<Gpu, Tensor>();
@@ -110,11 +117,11 @@ export function matmul(rec: Recorder, a: Tensor, b: Tensor, out: Tensor, opts: M
   checkQuant(opts.quantB, b, bb, br);
   const f16 = a.dtype === 'f16';
   const unused = unusedScale(rec.gpu);
-  const variant = pickVariant(rec.gpu);
+  const variant = pickVariant(rec.gpu, M);
   rec.dispatch(
     {
       shader: variant.shader,
-      entry: 'matmul',
+      entry: variant.entry,
       ...(f16 ? { variant: { enable: ['f16'], aliases: { S: 'f16' } } } : {}),
       constants: {
         TRANS_A: opts.transA ? 1 : 0,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { biasGrad, fakeQuantGrad, matmul, matmulBackward, quantMax, rowScales } from '../../src/kernels/matmul.js';
-import { f16BitsToNumber, numberToF16Bits, type Gpu } from '../../src/gpu/gpu.js';
+import { biasGrad, fakeQuantGrad, MATMUL_ROWS_MAX_M, matmul, matmulBackward, quantMax, rowScales } from '../../src/kernels/matmul.js';
+import { f16BitsToNumber, numberToF16Bits, type Gpu, type Recorder } from '../../src/gpu/gpu.js';
 import { KernelBindingError, ShapeError } from '../../src/errors.js';
 import { expectClose, finiteDifference, maxAbsDiff, randomArray, useGpu } from '../helpers.js';
 import { fakeQuantRef, lsqScaleGradRef, matmulRef, roundHalfEven, rowScalesRef, steMaskRef } from '../ref/matmul.js';
@@ -54,7 +54,23 @@ for (const path of paths) {
       { name: 'batched both', batch: 3, M: 17, N: 9, K: 31, batchA: true, batchB: true },
       { name: 'batched A, shared weights + bias + gelu', batch: 2, M: 45, N: 70, K: 24, batchA: true, batchB: false, transB: true, bias: true, gelu: true },
       { name: 'shared A, batched B', batch: 2, M: 5, N: 66, K: 7, batchA: false, batchB: true },
+      // M <= MATMUL_ROWS_MAX_M: the one-row kernel of decoding steps.
+      { name: 'one row (decoding step), B^T + bias + gelu', batch: 1, M: 1, N: 131, K: 33, batchA: false, batchB: false, transB: true, bias: true, gelu: true },
+      { name: 'two rows, both transposed, batched', batch: 2, M: 2, N: 70, K: 29, batchA: true, batchB: true, transA: true, transB: true },
+      { name: 'two rows, plain layout, shared weights', batch: 3, M: 2, N: 9, K: 67, batchA: true, batchB: false },
     ];
+    it(`picks the one-row kernel up to M = ${MATMUL_ROWS_MAX_M} rows and a tiled one above`, ({ skip }) => {
+      const g = ready(skip);
+      const entries = (M: number) => {
+        const seen: string[] = [];
+        const rec = { gpu: g, dispatch: (spec: { entry: string }) => seen.push(spec.entry) } as unknown as Recorder;
+        matmul(rec, g.empty([M, 8]), g.empty([8, 8]), g.empty([M, 8]));
+        return seen;
+      };
+      expect(entries(1)).toEqual(['matmul_rows']);
+      expect(entries(MATMUL_ROWS_MAX_M)).toEqual(['matmul_rows']);
+      expect(entries(MATMUL_ROWS_MAX_M + 1)).toEqual(['matmul']);
+    });
     for (const c of cases) {
       it(c.name, async ({ skip }) => {
         const g = ready(skip);
@@ -74,28 +90,30 @@ for (const path of paths) {
       });
     }
 
-    it('accumulates into the output when asked', async ({ skip }) => {
+    it('accumulates into the output when asked (tiled and one-row kernels)', async ({ skip }) => {
       const g = ready(skip);
-      const [M, N, K] = [13, 21, 8];
-      const aHost = randomArray(M * K, 4);
-      const bHost = randomArray(K * N, 5);
-      const init = randomArray(M * N, 6);
-      const out = g.upload(init, [M, N], 'f32', 'out');
-      await g.run((rec) => matmul(rec, g.upload(aHost, [M, K]), g.upload(bHost, [K, N]), out, { accumulate: true }));
-      const ref = matmulRef(aHost, bHost, { batch: 1, M, N, K, batchA: false, batchB: false });
-      expectClose(await g.readF32(out), ref.map((v, i) => v + init[i]!), tol);
+      for (const [M, N, K] of [[13, 21, 8], [1, 70, 9]] as const) {
+        const aHost = randomArray(M * K, 4);
+        const bHost = randomArray(K * N, 5);
+        const init = randomArray(M * N, 6);
+        const out = g.upload(init, [M, N], 'f32', 'out');
+        await g.run((rec) => matmul(rec, g.upload(aHost, [M, K]), g.upload(bHost, [K, N]), out, { accumulate: true }));
+        const ref = matmulRef(aHost, bHost, { batch: 1, M, N, K, batchA: false, batchB: false });
+        expectClose(await g.readF32(out), ref.map((v, i) => v + init[i]!), tol);
+      }
     });
 
     it('f16 storage variant matches the reference on f16-rounded inputs', async ({ skip }) => {
       const g = ready(skip);
       if (!g.features.shaderF16) skip();
-      const [M, N, K] = [33, 47, 70];
-      const round = (x: Float32Array) => x.map((v) => f16BitsToNumber(numberToF16Bits(v)));
-      const aHost = round(randomArray(M * K, 7));
-      const bHost = round(randomArray(N * K, 8));
-      const out = g.empty([M, N]);
-      await g.run((rec) => matmul(rec, g.upload(aHost, [M, K], 'f16'), g.upload(bHost, [N, K], 'f16'), out, { transB: true }));
-      expectClose(await g.readF32(out), matmulRef(aHost, bHost, { batch: 1, M, N, K, batchA: false, batchB: false }, { transB: true }), tol);
+      for (const [M, N, K] of [[33, 47, 70], [1, 47, 70]] as const) {
+        const round = (x: Float32Array) => x.map((v) => f16BitsToNumber(numberToF16Bits(v)));
+        const aHost = round(randomArray(M * K, 7));
+        const bHost = round(randomArray(N * K, 8));
+        const out = g.empty([M, N]);
+        await g.run((rec) => matmul(rec, g.upload(aHost, [M, K], 'f16'), g.upload(bHost, [N, K], 'f16'), out, { transB: true }));
+        expectClose(await g.readF32(out), matmulRef(aHost, bHost, { batch: 1, M, N, K, batchA: false, batchB: false }, { transB: true }), tol);
+      }
     });
   });
 
@@ -150,6 +168,8 @@ for (const path of paths) {
       { name: 'int4 both, plain layout (scales along k)', M: 9, N: 71, K: 33, bits: 4, quantA: true },
       { name: 'int8 both, both transposed (A scales along k)', M: 66, N: 13, K: 20, bits: 8, transA: true, transB: true, quantA: true },
       { name: 'batched activations with shared int8 weights', M: 17, N: 30, K: 24, bits: 8, transB: true, quantA: true, batch: 3 },
+      { name: 'one row (decoding step), int8 weights and activations, B^T', M: 1, N: 65, K: 29, bits: 8, transB: true, quantA: true },
+      { name: 'two rows, int4 both, both transposed', M: 2, N: 33, K: 20, bits: 4, transA: true, transB: true, quantA: true },
     ];
     for (const c of cases) {
       it(c.name, async ({ skip }) => {
