@@ -138,6 +138,14 @@ fn dot4_i8(a: Lanes, b: Lanes) -> i32 { return dot(a, b); }
 alias Erf = f32;
 // #include "lib/gelu.wgsl"
 
+// y[m, n] from the integer dot product: both scales, then + bias, -> GELU.
+fn store_y(m: u32, n: u32, dot: i32) {
+  var v = (x_scale[m] * w_scale[n]) * f32(dot);
+  if (HAS_BIAS) { v += bias[n]; }
+  if (GELU) { v = gelu_erf(v); }
+  y[m * params.N + n] = v;
+}
+
 @compute @workgroup_size(8, 1, 1)
 fn int8_matmul(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let M = params.M;
@@ -161,15 +169,31 @@ fn int8_matmul(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) l
   for (var i = 0u; i < R; i++) {
     let m = wg.y * R + i;
     if (m >= M) { break; }
-    let a = x_scale[m];
     for (var j = 0u; j < C; j++) {
       let n = wg.x * 8u * C + j * 8u + lid.x;
-      if (n >= N) { continue; }
-      var v = (a * w_scale[n]) * f32(acc[i][j]);
-      if (HAS_BIAS) { v += bias[n]; }
-      if (GELU) { v = gelu_erf(v); }
-      y[m * N + n] = v;
+      if (n < N) { store_y(m, n, acc[i][j]); }
     }
+  }
+}
+
+// The same product one output row per workgroup (grid y = M), for the few rows of a decoding
+// step, as matmul_rows in matmul.wgsl: the R-row tile would compute its clamped rows for
+// nothing. src/kernels/int8.ts picks it for M <= MATMUL_ROWS_MAX_M.
+@compute @workgroup_size(8, 1, 1)
+fn int8_matmul_rows(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let m = wg.y;
+  let N = params.N;
+  let words = params.words;
+  var col: array<u32, C>;
+  for (var j = 0u; j < C; j++) { col[j] = min(wg.x * 8u * C + j * 8u + lid.x, N - 1u); }
+  var acc: array<i32, C>;
+  for (var k = 0u; k < words; k++) {
+    let xv = lanes_of(x_packed[m * words + k]);
+    for (var j = 0u; j < C; j++) { acc[j] += dot4_i8(xv, lanes_of(w_packed[col[j] * words + k])); }
+  }
+  for (var j = 0u; j < C; j++) {
+    let n = wg.x * 8u * C + j * 8u + lid.x;
+    if (n < N) { store_y(m, n, acc[j]); }
   }
 }
 

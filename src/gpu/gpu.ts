@@ -74,6 +74,12 @@ export class Gpu {
   readonly pool: BufferPool;
   /** When set, every Recorder created by `record()` times its dispatches into it. */
   profiler: Profiler | null = null;
+  /**
+   * The dot product the int8 kernels run (src/kernels/int8.ts int8DotPath): 'auto' (default)
+   * dot4I8Packed where the device has it and it is not measured slower than the core-WGSL
+   * arithmetic; 'dot4I8Packed' wherever the device has it (e.g. to test both paths); 'core-wgsl'.
+   */
+  int8Dot: 'auto' | 'dot4I8Packed' | 'core-wgsl' = 'auto';
 
   private constructor(readonly gpuDevice: GpuDevice) {
     this.kernels = new KernelCache(gpuDevice);

@@ -2,7 +2,7 @@ import { ShapeError } from '../errors.js';
 import type { Gpu, Recorder } from '../gpu/gpu.js';
 import type { KernelSpec } from '../gpu/kernel.js';
 import { expectDType, expectShape, numel, type Tensor } from '../gpu/tensor.js';
-import { quantMax } from './matmul.js';
+import { MATMUL_ROWS_MAX_M, quantMax } from './matmul.js';
 
 // Int8 inference (shaders/int8.wgsl). Quantization is per row, symmetric, exactly as the
 // fake quantization of the training matmul (shaders/matmul.wgsl):
@@ -127,15 +127,18 @@ export function quantizeRows(rec: Recorder, x: Tensor, q: Int8Matrix, opts: { bi
   );
 }
 
+/** Whether `rows` output rows run the one-row kernel (a decoding step's few rows; see matmul's). */
+const oneRowKernel = (rows: number | undefined) => rows !== undefined && rows <= MATMUL_ROWS_MAX_M;
+
 /**
- * The kernel of `int8Matmul`: the variant of {@link int8DotPath} (or as `dot4` says: false forces
+ * The kernel of `int8Matmul` for `rows` output rows (the tiled one when not given): the variant of {@link int8DotPath} (or as `dot4` says: false forces
  * the core-WGSL fallback, true dot4I8Packed, throwing where the device lacks it).
  */
-export function int8MatmulSpec(gpu: Gpu, opts: { bias?: boolean; gelu?: boolean; dot4?: boolean } = {}): KernelSpec {
+export function int8MatmulSpec(gpu: Gpu, opts: { bias?: boolean; gelu?: boolean; dot4?: boolean; rows?: number } = {}): KernelSpec {
   if (opts.dot4 && !gpu.features.dot4I8Packed) throw new Error('int8Matmul: dot4I8Packed was asked for, but this device lacks the WGSL language feature packed_4x8_integer_dot_product');
   return {
     shader: 'int8',
-    entry: 'int8_matmul',
+    entry: oneRowKernel(opts.rows) ? 'int8_matmul_rows' : 'int8_matmul',
     ...((opts.dot4 ?? int8DotPath(gpu) === 'dot4I8Packed') ? { variant: { requires: ['packed_4x8_integer_dot_product'] } } : {}),
     constants: { HAS_BIAS: opts.bias ? 1 : 0, GELU: opts.gelu ? 1 : 0 },
   };
@@ -177,13 +180,13 @@ export function int8Matmul(
     expectDType(opts.bias, ['f32'], what);
   }
   rec.dispatch(
-    int8MatmulSpec(rec.gpu, { bias: !!opts.bias, gelu: opts.gelu, dot4: opts.dot4 }),
+    int8MatmulSpec(rec.gpu, { bias: !!opts.bias, gelu: opts.gelu, dot4: opts.dot4, rows: M }),
     {
       // Without a bias the binding still exists in the WGSL; the stand-in is never read.
       tensors: { x_packed: x.packed, x_scale: x.scales, w_packed: w.packed, w_scale: w.scales, bias: opts.bias ?? w.scales, y: out },
       uniforms: { M, N, words },
       sizes: { x_packed: M * words, x_scale: M, w_packed: N * words, w_scale: N, bias: N, y: M * N },
-      workgroups: [Math.ceil(N / 64), Math.ceil(M / 8)],
+      workgroups: [Math.ceil(N / 64), oneRowKernel(M) ? M : Math.ceil(M / 8)],
       // Integer multiply-adds counted as flops.
       flops: 2 * M * N * K,
       bytes: 4 * ((M + N) * words + M + N + M * N + (opts.bias ? N : 0)),
@@ -237,12 +240,14 @@ export function dot4SlowerThanFallback(gpu: Gpu): boolean {
 }
 
 /**
- * The dot product `int8Matmul` runs on this device unless told otherwise: dot4I8Packed where the
- * device has it and it is not slower there ({@link dot4SlowerThanFallback}), else the core-WGSL
- * byte arithmetic. Both give bit-identical results.
+ * The dot product `int8Matmul` runs on this device unless a call says otherwise: as `gpu.int8Dot`
+ * asks; by default ('auto') dot4I8Packed where the device has it and it is not slower there
+ * ({@link dot4SlowerThanFallback}), else the core-WGSL byte arithmetic. Both give bit-identical
+ * results.
  */
 export function int8DotPath(gpu: Gpu): 'dot4I8Packed' | 'core-wgsl' {
-  return gpu.features.dot4I8Packed && !dot4SlowerThanFallback(gpu) ? 'dot4I8Packed' : 'core-wgsl';
+  if (!gpu.features.dot4I8Packed || gpu.int8Dot === 'core-wgsl') return 'core-wgsl';
+  return gpu.int8Dot === 'dot4I8Packed' || !dot4SlowerThanFallback(gpu) ? 'dot4I8Packed' : 'core-wgsl';
 }
 
 /** How {@link int8DotPath} reads in a model's runtime line, with the reason for the fallback. */

@@ -10,7 +10,10 @@ import { fakeQuantLinearRef, quantizeRowsRef } from '../ref/quant.js';
 
 // The device's own choice (dot4I8Packed where the WGSL language feature exists) and a device
 // with the feature switched off, which must run the core-WGSL fallback.
-const gpu = useGpu();
+const deviceGpu = useGpu();
+// dot4I8Packed wherever the device has it (lavapipe's default is the core-WGSL path, measured
+// faster there), so that comparisons with fallbackGpu exercise both dot products.
+const gpu = () => Object.assign(deviceGpu(), { int8Dot: 'dot4I8Packed' as const });
 const fallbackGpu = useGpu({ disable: { dot4I8Packed: true } });
 
 /** Largest error seen per check, printed at the end for the report. */
@@ -131,6 +134,9 @@ describe('int8 matmul: integer sum, then scales, bias, GELU', () => {
     { name: '37x70x129, int8, no bias, zero token row and zero channel', M: 37, N: 70, K: 129, bits: 8, zeros: true },
     { name: '37x70x129, int4 weights, bias + GELU', M: 37, N: 70, K: 129, bits: 4, bias: true, gelu: true },
     { name: '9x65x4, int4 weights, GELU, zero row and channel', M: 9, N: 65, K: 4, bits: 4, gelu: true, zeros: true },
+    // M <= MATMUL_ROWS_MAX_M: the one-row kernel of decoding steps.
+    { name: '1x70x129 (a decoding step), int8, bias + GELU', M: 1, N: 70, K: 129, bits: 8, bias: true, gelu: true },
+    { name: '2x13x30, int4 weights, bias', M: 2, N: 13, K: 30, bits: 4, bias: true },
   ];
   for (const c of cases) {
     it(`${c.name}: equals the float64 fake-quant forward; dot4I8Packed and fallback identical`, async () => {
@@ -276,6 +282,7 @@ describe('which dot product int8Matmul runs by default', () => {
     expect(int8MatmulSpec(lavapipe, { dot4: true }).variant?.requires).toEqual(['packed_4x8_integer_dot_product']);
     expect(int8MatmulSpec(swiftshader, { dot4: false }).variant).toBeUndefined();
     expect(() => int8MatmulSpec(noFeature, { dot4: true })).toThrow(/lacks the WGSL language feature packed_4x8_integer_dot_product/);
+    expect([1, 2, 3, undefined].map((rows) => int8MatmulSpec(swiftshader, { rows }).entry)).toEqual(['int8_matmul_rows', 'int8_matmul_rows', 'int8_matmul', 'int8_matmul']);
     expect([swiftshader, lavapipe, noFeature].map(int8DotDescription)).toEqual([
       'dot4I8Packed', 'core-WGSL fallback, faster than dot4I8Packed on this adapter', 'core-WGSL fallback, no dot4I8Packed',
     ]);

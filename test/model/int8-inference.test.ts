@@ -16,7 +16,10 @@ import { maxAbsDiff, useGpu } from '../helpers.js';
 // An int8 export of a small random Whisper, loaded as the CLI loads it and run on the int8
 // kernels, against the float model computing the same thing with fake quantization (weights per
 // channel and, like the int8 kernels, activations per token), greedy on real speech clips.
-const gpu = useGpu();
+const deviceGpu = useGpu();
+// dot4I8Packed wherever the device has it (lavapipe's default is the core-WGSL path, measured
+// faster there), so that comparisons with fallbackGpu exercise both dot products.
+const gpu = () => Object.assign(deviceGpu(), { int8Dot: 'dot4I8Packed' as const });
 const fallbackGpu = useGpu({ disable: { dot4I8Packed: true } });
 
 // Real audio features (80 mel bins) in 10 s windows (500 positions: the clips are shorter),
