@@ -9,20 +9,15 @@ import { exportCommand } from '../../src/cli/export.js';
 import { pseudoLabelCommand } from '../../src/cli/pseudo-label.js';
 import { parseJsonlManifest } from '../../src/data/manifests.js';
 import { saveHfCheckpoint } from '../../src/io/node-files.js';
-import { presetConfig, type WhisperConfig } from '../../src/model/config.js';
 import { initWhisperWeights } from '../../src/model/init.js';
 import { whisperNormalizer } from '../../src/text/normalizers.js';
 import { sampleAudio, sampleLines, tempDir } from '../data/fixtures.js';
 import { expectedTableRows, independentErrorRate, tableRows } from '../eval/scoring.js';
+import { narrowWhisperConfig } from '../model/narrow-whisper.js';
 
 const run = promisify(execFile);
 
-// A random model as in test/eval: width 32, 2+2 layers, 3 s audio context, 32 text positions.
-const config: WhisperConfig = {
-  ...presetConfig('tiny'),
-  d_model: 32, encoder_layers: 2, encoder_attention_heads: 2, encoder_ffn_dim: 128,
-  decoder_layers: 2, decoder_attention_heads: 2, decoder_ffn_dim: 128, max_source_positions: 150, max_target_positions: 32,
-};
+const config = narrowWhisperConfig;
 const HF_TINY = new URL('../../../shared/assets/whisper/hf-whisper-tiny/', import.meta.url).pathname;
 const normalize = whisperNormalizer(JSON.parse(readFileSync(`${HF_TINY}normalizer.json`, 'utf8')) as Record<string, string>);
 const clips = ['speech_recognition/chinese.flac', 'coqui_tts/LJ001-0008.flac', 'cheetah/test_pt_norm.wav'].map((audio) => sampleLines.find((l) => l.audio === audio)!);

@@ -8,16 +8,12 @@ import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { profileCommand } from '../../src/cli/profile.js';
 import { saveHfCheckpoint } from '../../src/io/node-files.js';
-import { presetConfig, type WhisperConfig } from '../../src/model/config.js';
 import { initWhisperWeights } from '../../src/model/init.js';
+import { narrowWhisperConfig } from '../model/narrow-whisper.js';
 
 const SAMPLES = new URL('../../../shared/data/speech-samples/', import.meta.url).pathname;
 const flac = `${SAMPLES}coqui_tts/LJ001-0002.flac`;
-const config: WhisperConfig = {
-  ...presetConfig('tiny'),
-  d_model: 32, encoder_layers: 2, encoder_attention_heads: 2, encoder_ffn_dim: 128,
-  decoder_layers: 2, decoder_attention_heads: 2, decoder_ffn_dim: 128, max_source_positions: 150, max_target_positions: 32,
-};
+const config = narrowWhisperConfig;
 
 let dir = '';
 beforeAll(async () => {

@@ -7,22 +7,17 @@ import { transcribeCommand } from '../../src/cli/transcribe.js';
 import type { Transcript } from '../../src/decode/transcribe.js';
 import { saveHfCheckpoint, saveHfInt8Checkpoint } from '../../src/io/node-files.js';
 import { dot4SlowerThanFallback } from '../../src/kernels/int8.js';
-import { presetConfig, type WhisperConfig } from '../../src/model/config.js';
 import { initWhisperWeights } from '../../src/model/init.js';
 import { quantizeCheckpoint } from '../../src/quant/hf-int8.js';
 import { fullQuantizationPlan, quantizableModules } from '../../src/quant/weights.js';
 import { useGpu } from '../helpers.js';
+import { narrowWhisperConfig } from '../model/narrow-whisper.js';
 
 const gpu = useGpu();
 const SAMPLES = new URL('../../../shared/data/speech-samples/', import.meta.url).pathname;
 const flac = `${SAMPLES}coqui_tts/LJ001-0002.flac`;
 
-// As test/cli/transcribe.test.ts: real vocabulary and 80 mel bins, narrow, 3 s audio context.
-const config: WhisperConfig = {
-  ...presetConfig('tiny'),
-  d_model: 32, encoder_layers: 2, encoder_attention_heads: 2, encoder_ffn_dim: 128,
-  decoder_layers: 2, decoder_attention_heads: 2, decoder_ffn_dim: 128, max_source_positions: 150, max_target_positions: 32,
-};
+const config = narrowWhisperConfig;
 const checkpoint = { config, weights: initWhisperWeights(config, 3, { std: 0.2, randomizeAll: true }) };
 
 let dir = '';

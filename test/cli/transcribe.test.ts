@@ -11,8 +11,8 @@ import { formatTimestamp } from '../../src/decode/format.js';
 import { readMelFilters } from '../../src/audio/mel-filters.js';
 import { ggmlVocabFromTiktoken } from '../../src/io/ggml.js';
 import { saveGgmlCheckpoint, saveHfCheckpoint } from '../../src/io/node-files.js';
-import { presetConfig, type WhisperConfig } from '../../src/model/config.js';
 import { initWhisperWeights } from '../../src/model/init.js';
+import { narrowWhisperConfig } from '../model/narrow-whisper.js';
 
 const run = promisify(execFile);
 const SAMPLES = new URL('../../../shared/data/speech-samples/', import.meta.url).pathname;
@@ -23,11 +23,7 @@ const aiff = `${SAMPLES}speech_recognition/french.aiff`;
 // A random model in Hugging Face format with Whisper's real vocabulary and 80 mel bins, narrow
 // (width 32, 2+2 layers, MLPs 4x wide as whisper.cpp requires) and with a 3 s audio context (150 positions, 300 mel frames) so the
 // long-form loop sees a window per 3 s; 32 text positions keep each decoding short.
-const config: WhisperConfig = {
-  ...presetConfig('tiny'),
-  d_model: 32, encoder_layers: 2, encoder_attention_heads: 2, encoder_ffn_dim: 128,
-  decoder_layers: 2, decoder_attention_heads: 2, decoder_ffn_dim: 128, max_source_positions: 150, max_target_positions: 32,
-};
+const config = narrowWhisperConfig;
 
 const ASSETS = new URL('../../assets/', import.meta.url).pathname;
 

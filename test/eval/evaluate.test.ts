@@ -13,7 +13,6 @@ import { Evaluator, formatEvalTable, type EvaluationResult } from '../../src/eva
 import { selectPseudoLabels } from '../../src/eval/pseudo-label.js';
 import { readAudioFile16k } from '../../src/io/audio-file.js';
 import { loadWhisperTokenizer } from '../../src/io/text-assets.js';
-import { presetConfig, type WhisperConfig } from '../../src/model/config.js';
 import { WhisperInference } from '../../src/model/inference.js';
 import { initWhisperWeights } from '../../src/model/init.js';
 import { WhisperWeights } from '../../src/model/whisper.js';
@@ -22,15 +21,12 @@ import type { WhisperTokenizer } from '../../src/text/tokenizer.js';
 import { sampleAudio, sampleLines, tempDir } from '../data/fixtures.js';
 import { useGpu } from '../helpers.js';
 import { expectedTableRows, independentErrorRate, tableRows } from './scoring.js';
+import { narrowWhisperConfig } from '../model/narrow-whisper.js';
 
 // A random model (width 32, 2+2 layers, 3 s audio context, 32 text positions) with Whisper's
 // real multilingual vocabulary and 80 mel bins: its transcripts are nonsense, but real, and the
 // scoring is checked on them.
-const config: WhisperConfig = {
-  ...presetConfig('tiny'),
-  d_model: 32, encoder_layers: 2, encoder_attention_heads: 2, encoder_ffn_dim: 128,
-  decoder_layers: 2, decoder_attention_heads: 2, decoder_ffn_dim: 128, max_source_positions: 150, max_target_positions: 32,
-};
+const config = narrowWhisperConfig;
 const ASSETS = new URL('../../assets/', import.meta.url).pathname;
 const HF_TINY = new URL('../../../shared/assets/whisper/hf-whisper-tiny/', import.meta.url).pathname;
 const spellingMapping = JSON.parse(readFileSync(`${HF_TINY}normalizer.json`, 'utf8')) as Record<string, string>;
