@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Gpu } from '../src/gpu/gpu.js';
-import type { ProfileEvent } from '../src/gpu/profiler.js';
+import { textTable, type ProfileEvent } from '../src/gpu/profiler.js';
 import type { BenchCase, BenchReport } from './types.js';
 import { comparisons, startTfjs } from './compare.js';
 import { concatRuns, timeRuns } from './timing.js';
@@ -51,12 +51,6 @@ async function loadCases(): Promise<{ cases: BenchCase[]; reports: BenchReport[]
   return { cases, reports };
 }
 
-function table(head: string[], rows: string[][]): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const fmt = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  return [fmt(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(fmt)].join('\n');
-}
-
 const gpu = await Gpu.create();
 const trace: ProfileEvent[][] = [];
 try {
@@ -84,9 +78,10 @@ try {
     }
   }
   console.log(
-    table(
+    textTable(
       ['family', 'case', 'ms', 'median', 'GFLOP/s', 'GB/s'],
       results.map((r) => [r.family, r.name, r.ms.toFixed(3), r.medianMs.toFixed(3), r.gflops.toFixed(2), r.gbps.toFixed(2)]),
+      2,
     ),
   );
 
@@ -117,7 +112,7 @@ try {
       tfjs.dispose();
     }
     console.log('\nTF.js WebGPU backend on the same adapter (kernel time, min of repeats):');
-    console.log(table(['comparison', '', 'ours ms', 'TF.js ms', 'speed-up'], compared.map((c) => [c.name, '', c.oursMs.toFixed(3), c.tfjsMs.toFixed(3), `${c.ratio.toFixed(2)}x`])));
+    console.log(textTable(['comparison', '', 'ours ms', 'TF.js ms', 'speed-up'], compared.map((c) => [c.name, '', c.oursMs.toFixed(3), c.tfjsMs.toFixed(3), `${c.ratio.toFixed(2)}x`]), 2));
   }
 
   if (args.json) {

@@ -341,10 +341,12 @@ async function runTraining(argv: string[], distill: boolean, io: CommandIo): Pro
   const student = WhisperWeights.upload(gpu, studentConfig, studentWeights, 'student');
   const tokens = decoderLength(tokenizer, studentConfig, train.examples, args.maxTokens);
   if (cacheReader) {
-    const entries = matchTeacherCache(cacheReader.index, cacheReader.indexFile, {
-      tokens, tau: args.trainer.loss?.tau ?? defaultDistillationLoss.tau, klForm: args.teacherCacheKl, examples: train.examples,
+    // What a cache must fit, the training one and the dev one alike.
+    const run = {
+      tokens, tau: args.trainer.loss?.tau ?? defaultDistillationLoss.tau, klForm: args.teacherCacheKl,
       teacher: teacherCkpt && teacherDigest ? { config: teacherCkpt.config, sha256: teacherDigest, path: args.teacher! } : undefined,
-    });
+    };
+    const entries = matchTeacherCache(cacheReader.index, cacheReader.indexFile, { ...run, examples: train.examples });
     args.trainer.teacherCache = teacherCacheSource(cacheReader, entries, args.teacherCacheKl);
     log(`teacher outputs from ${args.teacherCache}: top-${cacheReader.index.topK} logits (KL ${args.teacherCacheKl}), ${cacheReader.index.examples.length} examples`);
     if (args.devTeacherCache) {
@@ -352,16 +354,14 @@ async function runTraining(argv: string[], distill: boolean, io: CommandIo): Pro
       if (devReader.index.teacher.sha256 !== cacheReader.index.teacher.sha256) {
         throw new ConfigError(`${devReader.indexFile}: teacher.sha256 ${devReader.index.teacher.sha256} differs from ${cacheReader.indexFile}'s ${cacheReader.index.teacher.sha256}: the dev cache holds another teacher's outputs`);
       }
-      const devEntries = matchTeacherCache(devReader.index, devReader.indexFile, {
-        tokens, tau: args.trainer.loss?.tau ?? defaultDistillationLoss.tau, klForm: args.teacherCacheKl, examples: devExamples,
-        teacher: teacherCkpt && teacherDigest ? { config: teacherCkpt.config, sha256: teacherDigest, path: args.teacher! } : undefined,
-      });
+      const devEntries = matchTeacherCache(devReader.index, devReader.indexFile, { ...run, examples: devExamples });
       args.trainer.devTeacherCache = teacherCacheSource(devReader, devEntries, args.teacherCacheKl);
       log(`dev teacher outputs from ${args.devTeacherCache}: top-${devReader.index.topK} logits, ${devEntries.size} dev examples`);
     }
   }
   const preparer = new BatchPreparer(gpu, studentConfig, tokenizer, melFilters, tokens);
-  const vocab = Math.max(studentConfig.vocab_size, teacherCkpt?.config.vocab_size ?? 0);
+  // The teacher's vocabulary is the student's (compileDistillationStep refuses another).
+  const vocab = studentConfig.vocab_size;
   const asked = { batchSize: args.trainer.batchSize, microBatches: args.trainer.microBatches ?? 1 };
   const split = splitBatchForBinding(asked, tokens, vocab, gpu.limits.maxStorageBufferBindingSize);
   if (split !== asked) {

@@ -9,7 +9,7 @@ import { GpuDecoderBackend } from '../decode/gpu-backend.js';
 import { transcribe } from '../decode/transcribe.js';
 import { DqwError } from '../errors.js';
 import { Gpu } from '../gpu/gpu.js';
-import { Profiler, type ProfileEvent } from '../gpu/profiler.js';
+import { Profiler, textTable, type ProfileEvent } from '../gpu/profiler.js';
 import { readAudioFile16k } from '../io/audio-file.js';
 import { loadWhisperTokenizer } from '../io/text-assets.js';
 import { presetConfig, whisperPresets, type WhisperPreset } from '../model/config.js';
@@ -59,13 +59,6 @@ function parseProfileArgs(argv: string[]): ProfileArgs {
     return x;
   };
   return { model: values.model, audio: values.audio, language: values.language, maxTokens: positive('max-tokens', values['max-tokens']), top: positive('top', values.top), trace: values.trace };
-}
-
-/** Rows of `head` padded to their widest cell, the first column left-aligned, the rest right. */
-function table(head: readonly string[], rows: readonly (readonly string[])[]): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const fmt = (cells: readonly string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  return [fmt(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(fmt)].join('\n');
 }
 
 /** Total time of the events per label, costliest first. */
@@ -148,12 +141,12 @@ export async function profileCommand(argv: string[], io: CommandIo = { stdout: p
       `transcript: ${JSON.stringify(transcript.text.trim().slice(0, 120))}`,
       '',
       'per kernel',
-      table(['kernel', 'calls', 'total ms', 'share', 'mean ms', 'GFLOP/s', 'GB/s'], profiler.summary().slice(0, args.top).map((k) => [
+      textTable(['kernel', 'calls', 'total ms', 'share', 'mean ms', 'GFLOP/s', 'GB/s'], profiler.summary().slice(0, args.top).map((k) => [
         k.kernel, String(k.calls), k.totalMs.toFixed(2), share(k.totalMs * 1e6), k.meanMs.toFixed(3), k.gflops.toFixed(2), k.gbps.toFixed(2),
       ])),
       '',
       'per dispatch label',
-      table(['label', 'kernel', 'calls', 'total ms', 'share'], byLabel(events).slice(0, args.top).map((l) => [
+      textTable(['label', 'kernel', 'calls', 'total ms', 'share'], byLabel(events).slice(0, args.top).map((l) => [
         l.label, l.kernel, String(l.calls), (l.ns / 1e6).toFixed(2), share(l.ns),
       ])),
     ];

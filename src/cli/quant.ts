@@ -2,7 +2,8 @@
 // of the student is fake-quantized alone and the distillation loss against the float teacher is
 // measured on held-out examples; layers are then quantized cheapest first (sensitivity per byte
 // saved) until the student is the requested ratio smaller than the teacher's float32 bytes, then
-// the overshoot is trimmed (selectLayers). The plan is written as quant-plan.json for `dqw distill --quant-plan` and `dqw export`.
+// the overshoot is trimmed (selectLayers). The plan is written as quant-plan.json for
+// `dqw distill --quant-plan` and `dqw export`.
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { BatchPreparer, bindingFitMessage, decoderLength, examplesPerBinding, type PreparedExample } from '../distill/batch.js';
@@ -115,7 +116,7 @@ async function plan(argv: string[], io: CommandIo): Promise<void> {
         else prepared.push(p);
       }
       if (!prepared.length) throw new DqwError(`${args.data}: no example could be loaded`);
-      const vocab = Math.max(config.vocab_size, teacher.config.vocab_size);
+      const vocab = config.vocab_size; // the teacher's too: compileDistillationStep refuses another
       const batch = Math.min(args.batch, examplesPerBinding(preparer.tokens, vocab, gpu.limits.maxStorageBufferBindingSize));
       if (batch < args.batch) log(bindingFitMessage(args.batch, preparer.tokens, vocab, gpu.limits.maxStorageBufferBindingSize, `measuring ${batch} at a time`));
       const batches: PreparedExample[][] = [];

@@ -16,7 +16,7 @@ import { layerNorm, linear, stack } from '../graph/ops.js';
 import { rowScales } from '../kernels/matmul.js';
 import { adamw, type AdamWOpOptions } from '../graph/optim.js';
 import type { WhisperConfig } from '../model/config.js';
-import { FROZEN_ENCODER_POSITIONS, buildWhisper, type WhisperGraph, type WhisperShape, type WhisperWeights } from '../model/whisper.js';
+import { FROZEN_ENCODER_POSITIONS, buildWhisper, writeWhisperInputs, type WhisperGraph, type WhisperShape, type WhisperWeights } from '../model/whisper.js';
 import { Rng } from '../util/random.js';
 import type { LayerMatchingOptions } from './matching.js';
 
@@ -75,7 +75,7 @@ export interface DistillationStepOptions extends DistillationLossOptions, Omit<A
    * true probabilities plus the rest of the teacher's mass as one bucket, which needs the
    * teacher's logsumexp at this tau in the batch), the rest is unchanged.
    */
-  cachedTeacher?: { config: WhisperConfig; topK: number; klForm?: CachedKlForm };
+  cachedTeacher?: CachedTeacher;
   student: WhisperWeights;
   shape: WhisperShape;
   /** Student parameters to train (default all but the encoder positions). */
@@ -136,6 +136,16 @@ export interface DistillationBatch {
  * probabilities plus one tail bucket (kernels/losses topkKlDivergence).
  */
 export type CachedKlForm = 'renormalised' | 'tail';
+
+/** What a step compiled for a teacher cache needs to know of it. */
+export interface CachedTeacher {
+  /** The cached teacher's config. */
+  config: WhisperConfig;
+  /** Logits kept per decoder position. */
+  topK: number;
+  /** How the KL reads them (default renormalised). */
+  klForm?: CachedKlForm;
+}
 
 /** A batch's teacher outputs from a teacher cache, the layouts the step's inputs take. */
 export interface CachedTeacherOutputs {
@@ -229,14 +239,8 @@ export class DistillationStep {
   /** Write a batch into the step's inputs. */
   write(batch: DistillationBatch): void {
     const c = this.compiled;
-    const inputs = this.student.inputs;
-    c.write(inputs.mel, batch.mel);
-    c.write(inputs.tokens, batch.tokens);
+    writeWhisperInputs(c, this.student.inputs, batch, 'distillation step');
     c.write(this.labels, batch.labels);
-    if (inputs.tokenLengths) {
-      if (!batch.tokenLengths) throw new ShapeError('distillation step: the shape is padded, so the batch needs tokenLengths');
-      c.write(inputs.tokenLengths, batch.tokenLengths);
-    }
     const cached = this.cached;
     if (cached) {
       const t = batch.teacher;

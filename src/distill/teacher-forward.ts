@@ -1,12 +1,11 @@
 // The frozen teacher's forward alone, compiled for one batch shape: the outputs a teacher cache
 // stores (docs/teacher-cache.md) — the top-k logits of every decoder position and the hidden
 // states 1..L of both stacks, in the layouts DistillationStep takes with `cachedTeacher`.
-import { ShapeError } from '../errors.js';
 import type { Gpu } from '../gpu/gpu.js';
 import { compileGraph, type CompiledGraph } from '../graph/compile.js';
 import { Graph, type GraphTensor } from '../graph/graph.js';
 import { stack } from '../graph/ops.js';
-import { buildWhisper, type WhisperGraph, type WhisperShape, type WhisperWeights } from '../model/whisper.js';
+import { buildWhisper, writeWhisperInputs, type WhisperGraph, type WhisperShape, type WhisperWeights } from '../model/whisper.js';
 import type { CachedTeacherOutputs, DistillationBatch } from './step.js';
 import { logSumExp } from '../decode/logit-filters.js';
 import { topKRows } from '../util/top-k.js';
@@ -40,18 +39,12 @@ export class TeacherForward {
    */
   async run(batch: DistillationBatch, topK: number, tau: number): Promise<CachedTeacherOutputs> {
     const c = this.compiled;
-    const inputs = this.teacher.inputs;
-    c.write(inputs.mel, batch.mel);
-    c.write(inputs.tokens, batch.tokens);
-    if (inputs.tokenLengths) {
-      if (!batch.tokenLengths) throw new ShapeError('teacher forward: the shape is padded, so the batch needs tokenLengths');
-      c.write(inputs.tokenLengths, batch.tokenLengths);
-    }
+    writeWhisperInputs(c, this.teacher.inputs, batch, 'teacher forward');
     await c.run();
     const { batch: B, tokens: T } = this.shape;
-    const logits = await c.read(this.teacher.logits);
-    const top = topKRows(logits, B * T, this.vocabSize, topK, 'teacher logits');
     const V = this.vocabSize;
+    const logits = await c.read(this.teacher.logits);
+    const top = topKRows(logits, B * T, V, topK, 'teacher logits');
     const teacherLogsumexp = Float32Array.from({ length: B * T }, (_, r) => logSumExp(logits, r * V, (r + 1) * V, tau));
     return { topkValues: top.values, topkIds: top.ids, teacherLogsumexp, encoderStates: await c.read(this.encoderStates), decoderStates: await c.read(this.decoderStates) };
   }

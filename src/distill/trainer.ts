@@ -9,11 +9,10 @@ import type { Tensor } from '../gpu/tensor.js';
 import type { AudioReader } from '../data/audio-loader.js';
 import { Batcher, type BatcherOptions, type BatcherState } from '../data/batcher.js';
 import type { SkippedRow, TrainingExample } from '../data/examples.js';
-import type { WhisperConfig } from '../model/config.js';
 import type { WhisperWeights } from '../model/whisper.js';
 import { BatchPreparer, type PreparedExample } from './batch.js';
 import { learningRateAt, validateLearningRateSchedule, type LearningRateSchedule } from './schedule.js';
-import { compileDistillationStep, DistillationStep, type CachedKlForm, type CachedTeacherOutputs, type DistillationLossOptions, type DistillationLosses, type LayerMaps } from './step.js';
+import { compileDistillationStep, DistillationStep, type CachedKlForm, type CachedTeacher, type CachedTeacherOutputs, type DistillationBatch, type DistillationLossOptions, type DistillationLosses, type LayerMaps } from './step.js';
 import { LayerMapTracker, type LayerMapChange, type LayerMapTrackerState } from './tracker.js';
 
 /** Options of a training run (`dqw distill` / `dqw train`). */
@@ -64,11 +63,8 @@ export interface TrainerOptions {
   cacheBytes?: number;
 }
 
-/** Where a Trainer gets cached teacher outputs (src/io/teacher-cache-files.ts teacherCacheSource). */
-export interface TrainerTeacherCache {
-  /** The cached teacher's config, the logits kept per position and how the KL reads them. */
-  config: WhisperConfig;
-  topK: number;
+/** Where a Trainer gets cached teacher outputs (src/io/teacher-cache-files.ts teacherCacheSource); the steps compile for it as it is. */
+export interface TrainerTeacherCache extends CachedTeacher {
   klForm: CachedKlForm;
   /** The teacher outputs of a batch of these prepared examples, rows as BatchPreparer.assemble fills them. */
   outputs(prepared: readonly PreparedExample[], batchSize: number): Promise<CachedTeacherOutputs>;
@@ -119,6 +115,13 @@ export function trainerStateFrom(json: unknown, source: string): TrainerState {
   return state;
 }
 
+/** A batch's step data: the preparer's assembly, with the teacher's outputs when they come from a cache. */
+async function assembleBatch(preparer: BatchPreparer, prepared: readonly PreparedExample[], batchSize: number, teacherCache?: TrainerTeacherCache): Promise<DistillationBatch> {
+  const data = preparer.assemble(prepared, batchSize);
+  if (teacherCache) data.teacher = await teacherCache.outputs(prepared, batchSize);
+  return data;
+}
+
 /**
  * Losses of a forward-only step (compiled with `train: false`) over prepared batches, averaged
  * over label tokens. Rows that only fill a short batch get no labels, so they do not count.
@@ -133,8 +136,7 @@ export async function meanLosses(
   const parts = ['total', 'ce', 'kl', 'hs', 'hsEncoder', 'hsDecoder'] as const;
   const sum = { total: 0, ce: 0, kl: 0, hs: 0, hsEncoder: 0, hsDecoder: 0, gradNorm: NaN, tokens: 0 };
   for (const prepared of batches) {
-    const data = preparer.assemble(prepared, batchSize);
-    if (teacherCache) data.teacher = await teacherCache.outputs(prepared, batchSize);
+    const data = await assembleBatch(preparer, prepared, batchSize, teacherCache);
     data.labels.fill(-100, prepared.length * preparer.tokens);
     step.write(data);
     const l = await step.run(1, 0);
@@ -216,7 +218,7 @@ export class Trainer {
     const compiled = await compileDistillationStep(this.gpu, {
       ...o.loss,
       teacher: o.teacherCache ? null : this.teacher,
-      cachedTeacher: o.teacherCache ? { config: o.teacherCache.config, topK: o.teacherCache.topK, klForm: o.teacherCache.klForm } : undefined,
+      cachedTeacher: o.teacherCache,
       student: this.student,
       shape: { batch: o.batchSize, tokens: this.preparer.tokens, padded: true },
       lr: learningRateAt(o.schedule, Math.max(1, step)),
@@ -289,8 +291,7 @@ export class Trainer {
     let epoch = 0;
     for (let k = 0; k < micro; k++) {
       const batch = await this.nextBatch();
-      const data = this.preparer.assemble(batch.prepared, this.options.batchSize);
-      if (this.options.teacherCache) data.teacher = await this.options.teacherCache.outputs(batch.prepared, this.options.batchSize);
+      const data = await assembleBatch(this.preparer, batch.prepared, this.options.batchSize, this.options.teacherCache);
       compiled.write(data);
       const l = await compiled.run(step, lr, { apply: k === micro - 1 });
       for (const key of ['total', 'ce', 'kl', 'hs', 'hsEncoder', 'hsDecoder'] as const) sum[key] += l[key] / micro;
@@ -329,7 +330,7 @@ export class Trainer {
       this.evalStep = await compileDistillationStep(this.gpu, {
         ...o.loss,
         teacher: cache ? null : this.teacher,
-        cachedTeacher: cache ? { config: cache.config, topK: cache.topK, klForm: cache.klForm } : undefined,
+        cachedTeacher: cache,
         student: this.student,
         shape: { batch: o.batchSize, tokens: this.preparer.tokens, padded: true },
         lr: 0,

@@ -21,6 +21,16 @@ export interface KernelSummary {
 }
 
 /**
+ * A fixed-width text table: columns padded to their widest cell and two spaces apart, the first
+ * `leftColumns` left-aligned (names), the rest right-aligned (numbers), a dashed rule under the head.
+ */
+export function textTable(head: readonly string[], rows: readonly (readonly string[])[], leftColumns = 1): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const fmt = (cells: readonly string[]) => cells.map((c, i) => (i < leftColumns ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  return [fmt(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(fmt)].join('\n');
+}
+
+/**
  * Collects per-dispatch timings. With `timestamp-query` each dispatch runs in its own compute
  * pass bracketed by timestamps; without it the recorder submits and waits per dispatch and the
  * wall time is recorded (coarser, but the same table and trace).
@@ -69,12 +79,8 @@ export class Profiler {
 
   /** The summary as a fixed-width text table. */
   table(): string {
-    const rows = this.summary();
-    const head = ['kernel', 'calls', 'total ms', 'mean ms', 'GFLOP/s', 'GB/s'];
-    const body = rows.map((r) => [r.kernel, String(r.calls), r.totalMs.toFixed(3), r.meanMs.toFixed(3), r.gflops.toFixed(2), r.gbps.toFixed(2)]);
-    const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
-    const fmt = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-    return [fmt(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(fmt)].join('\n');
+    const body = this.summary().map((r) => [r.kernel, String(r.calls), r.totalMs.toFixed(3), r.meanMs.toFixed(3), r.gflops.toFixed(2), r.gbps.toFixed(2)]);
+    return textTable(['kernel', 'calls', 'total ms', 'mean ms', 'GFLOP/s', 'GB/s'], body);
   }
 
   /** Chrome trace-event JSON (opens in Perfetto and chrome://tracing). */

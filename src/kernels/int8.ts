@@ -131,8 +131,9 @@ export function quantizeRows(rec: Recorder, x: Tensor, q: Int8Matrix, opts: { bi
 const oneRowKernel = (rows: number | undefined) => rows !== undefined && rows <= MATMUL_ROWS_MAX_M;
 
 /**
- * The kernel of `int8Matmul` for `rows` output rows (the tiled one when not given): the variant of {@link int8DotPath} (or as `dot4` says: false forces
- * the core-WGSL fallback, true dot4I8Packed, throwing where the device lacks it).
+ * The kernel of `int8Matmul` for `rows` output rows (the tiled one when not given), in the
+ * variant of {@link int8DotPath} or as `dot4` says: false forces the core-WGSL fallback, true
+ * dot4I8Packed, throwing where the device lacks it.
  */
 export function int8MatmulSpec(gpu: Gpu, opts: { bias?: boolean; gelu?: boolean; dot4?: boolean; rows?: number } = {}): KernelSpec {
   if (opts.dot4 && !gpu.features.dot4I8Packed) throw new Error('int8Matmul: dot4I8Packed was asked for, but this device lacks the WGSL language feature packed_4x8_integer_dot_product');

@@ -176,6 +176,24 @@ export interface WhisperInputs {
   tokenLengths: GraphTensor | null;
 }
 
+/**
+ * Write a batch's log-mel, decoder tokens and (padded shapes) token lengths into a compiled graph's
+ * Whisper inputs; `what` names the graph in the error for missing token lengths.
+ */
+export function writeWhisperInputs(
+  c: CompiledGraph,
+  inputs: WhisperInputs,
+  batch: { mel: Float32Array; tokens: Int32Array; tokenLengths?: Uint32Array },
+  what: string,
+): void {
+  c.write(inputs.mel, batch.mel);
+  c.write(inputs.tokens, batch.tokens);
+  if (inputs.tokenLengths) {
+    if (!batch.tokenLengths) throw new ShapeError(`${what}: the shape is padded, so the batch needs tokenLengths`);
+    c.write(inputs.tokenLengths, batch.tokenLengths);
+  }
+}
+
 /** A Whisper built on a graph: its inputs, bound parameters and outputs. */
 export interface WhisperGraph {
   inputs: WhisperInputs;
