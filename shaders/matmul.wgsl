@@ -79,7 +79,8 @@ fn matmul(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: v
 // The same product one output row per workgroup (grid y = M), for the few rows of a decoding
 // step (one per sequence): an R-row tile would compute its clamped rows for nothing, 32 of them
 // per row in the subgroup kernel. Each invocation C columns 8 apart, as `matmul`; per k one load
-// of A (every lane the same) and C of B for C FMAs. src/kernels/matmul.ts picks it for M <= 2.
+// of A (every lane the same) and C of B for C FMAs. src/kernels/matmul.ts picks it for M <=
+// MATMUL_ROWS_MAX_M.
 @compute @workgroup_size(8, 1, 1)
 fn matmul_rows(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let N = params.N;
